@@ -1,0 +1,257 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Event statuses in stripe_webhook_events.
+const (
+	StatusPending = "pending"
+	StatusApplied = "applied"
+	StatusIgnored = "ignored"
+	StatusFailed  = "failed"
+	StatusDead    = "dead"
+)
+
+// Event sources.
+const (
+	SourceWebhook = "webhook"
+	SourceCatchup = "catchup"
+)
+
+// NewEvent is an event to store in the inbox.
+type NewEvent struct {
+	ID             string
+	Type           string
+	APIVersion     string
+	Created        time.Time
+	Livemode       bool
+	Source         string // SourceWebhook or SourceCatchup
+	Status         string // StatusPending or StatusIgnored
+	SubscriptionID string // the subscription the event is about, when known
+	Payload        json.RawMessage
+}
+
+// InsertEvent stores ev unless an event with its id is already stored; the
+// single INSERT … ON CONFLICT DO NOTHING both stores and detects the
+// duplicate, so concurrent deliveries of one event store exactly one row.
+func (d *DB) InsertEvent(ctx context.Context, ev NewEvent) (inserted bool, err error) {
+	res, err := d.x.ExecContext(ctx, `
+		INSERT INTO stripe_webhook_events
+			(id, type, api_version, stripe_created_at, livemode, source, status, subscription_id, payload, processed_at)
+		VALUES ($1, $2, NULLIF($3, ''), $4, $5, $6, $7, NULLIF($8, ''), $9,
+			CASE WHEN $7 = 'ignored' THEN now() END)
+		ON CONFLICT (id) DO NOTHING`,
+		ev.ID, ev.Type, ev.APIVersion, ev.Created, ev.Livemode, ev.Source, ev.Status, ev.SubscriptionID, []byte(ev.Payload))
+	if err := d.observe("insert_event", err); err != nil {
+		return false, fmt.Errorf("insert event %s: %w", ev.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("insert event %s: %w", ev.ID, err)
+	}
+	return n == 1, nil
+}
+
+// InsertEvents stores the events that are not stored yet, in one
+// statement, and returns the ids it inserted.
+func (d *DB) InsertEvents(ctx context.Context, evs []NewEvent) ([]string, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	var (
+		ids, types, versions, sources, statuses, subs []string
+		created                                       []time.Time
+		livemode                                      []bool
+		payloads                                      []string
+	)
+	for _, ev := range evs {
+		ids = append(ids, ev.ID)
+		types = append(types, ev.Type)
+		versions = append(versions, ev.APIVersion)
+		created = append(created, ev.Created)
+		livemode = append(livemode, ev.Livemode)
+		sources = append(sources, ev.Source)
+		statuses = append(statuses, ev.Status)
+		subs = append(subs, ev.SubscriptionID)
+		payloads = append(payloads, string(ev.Payload))
+	}
+	var out []string
+	err := d.x.SelectContext(ctx, &out, `
+		INSERT INTO stripe_webhook_events
+			(id, type, api_version, stripe_created_at, livemode, source, status, subscription_id, payload, processed_at)
+		SELECT id, type, NULLIF(v, ''), c, l, src, st, NULLIF(sub, ''), p::jsonb, CASE WHEN st = 'ignored' THEN now() END
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::text[])
+			AS u(id, type, v, c, l, src, st, sub, p)
+		ON CONFLICT (id) DO NOTHING
+		RETURNING id`,
+		pq.Array(ids), pq.Array(types), pq.Array(versions), pq.Array(created), pq.Array(livemode),
+		pq.Array(sources), pq.Array(statuses), pq.Array(subs), pq.Array(payloads))
+	if err := d.observe("insert_events", err); err != nil {
+		return nil, fmt.Errorf("insert %d events: %w", len(evs), err)
+	}
+	return out, nil
+}
+
+// EventIDsStored returns which of ids are already in the inbox.
+func (d *DB) EventIDsStored(ctx context.Context, ids []string) (map[string]bool, error) {
+	var found []string
+	err := d.x.SelectContext(ctx, &found, `SELECT id FROM stripe_webhook_events WHERE id = ANY($1)`, pq.Array(ids))
+	if err := d.observe("select_event_ids", err); err != nil {
+		return nil, fmt.Errorf("look up %d event ids: %w", len(ids), err)
+	}
+	m := make(map[string]bool, len(found))
+	for _, id := range found {
+		m[id] = true
+	}
+	return m, nil
+}
+
+// ClaimedEvent is an inbox event a worker has leased for processing.
+type ClaimedEvent struct {
+	ID             string          `db:"id"`
+	Type           string          `db:"type"`
+	APIVersion     sql.NullString  `db:"api_version"`
+	Created        time.Time       `db:"stripe_created_at"`
+	Source         string          `db:"source"`
+	Attempts       int             `db:"attempts"`
+	SubscriptionID sql.NullString  `db:"subscription_id"`
+	ReceivedAt     time.Time       `db:"received_at"`
+	Payload        json.RawMessage `db:"payload"`
+}
+
+// ClaimEvents leases up to limit due events (pending, or failed and due for
+// a retry), oldest first, for lease: their attempts are counted and they
+// become due again only when the lease expires, so a worker that dies
+// loses nothing. FOR UPDATE SKIP LOCKED lets any number of workers and
+// replicas claim concurrently without taking the same event.
+func (d *DB) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]ClaimedEvent, error) {
+	var out []ClaimedEvent
+	err := d.x.SelectContext(ctx, &out, `
+		UPDATE stripe_webhook_events e
+		SET attempts = e.attempts + 1, next_attempt_at = now() + $2 * interval '1 millisecond'
+		FROM (
+			SELECT id FROM stripe_webhook_events
+			WHERE status IN ('pending', 'failed') AND next_attempt_at <= now()
+			ORDER BY next_attempt_at, stripe_created_at, id
+			LIMIT $1
+			FOR UPDATE SKIP LOCKED
+		) due
+		WHERE e.id = due.id
+		RETURNING e.id, e.type, e.api_version, e.stripe_created_at, e.source, e.attempts,
+			e.subscription_id, e.received_at, e.payload`,
+		limit, lease.Milliseconds())
+	if err := d.observe("claim_events", err); err != nil {
+		return nil, fmt.Errorf("claim events: %w", err)
+	}
+	return out, nil
+}
+
+// EventResult is how the processing of one claimed event ended.
+type EventResult struct {
+	ID             string
+	Status         string // StatusApplied, StatusIgnored, StatusFailed or StatusDead
+	Error          string
+	RetryAt        time.Time // for StatusFailed
+	SubscriptionID string    // subscription id learnt while processing, if any
+}
+
+// FinishEvent records the result of processing one event.
+func (d *DB) FinishEvent(ctx context.Context, r EventResult) error {
+	return d.observe("finish_event", finishEvent(ctx, d.x, r))
+}
+
+func finishEvent(ctx context.Context, q sqlx.ExecerContext, r EventResult) error {
+	var retry any
+	if !r.RetryAt.IsZero() {
+		retry = r.RetryAt
+	}
+	_, err := q.ExecContext(ctx, `
+		UPDATE stripe_webhook_events SET
+			status = $2,
+			last_error = NULLIF($3, ''),
+			processed_at = CASE WHEN $2 IN ('applied', 'ignored', 'dead') THEN now() ELSE processed_at END,
+			-- finished events are due at once if an operator requeues them
+			next_attempt_at = CASE WHEN $2 IN ('applied', 'ignored', 'dead') THEN now()
+				ELSE COALESCE($4::timestamptz, next_attempt_at) END,
+			subscription_id = COALESCE(subscription_id, NULLIF($5, ''))
+		WHERE id = $1`,
+		r.ID, r.Status, truncate(r.Error, 2000), retry, r.SubscriptionID)
+	if err != nil {
+		return fmt.Errorf("record event %s as %s: %w", r.ID, r.Status, err)
+	}
+	return nil
+}
+
+// InboxStats is the state of the inbox for metrics.
+type InboxStats struct {
+	Pending   int           `db:"pending"`
+	Dead      int           `db:"dead"`
+	OldestAge time.Duration `db:"-"`
+}
+
+// InboxStats counts waiting and dead events and the age of the oldest
+// waiting one.
+func (d *DB) InboxStats(ctx context.Context) (InboxStats, error) {
+	var row struct {
+		Pending int             `db:"pending"`
+		Dead    int             `db:"dead"`
+		Oldest  sql.NullFloat64 `db:"oldest"`
+	}
+	err := d.x.GetContext(ctx, &row, `
+		SELECT
+			count(*) FILTER (WHERE status IN ('pending', 'failed')) AS pending,
+			count(*) FILTER (WHERE status = 'dead') AS dead,
+			extract(epoch FROM now() - min(received_at) FILTER (WHERE status IN ('pending', 'failed'))) AS oldest
+		FROM stripe_webhook_events
+		WHERE status IN ('pending', 'failed', 'dead')`)
+	if err := d.observe("inbox_stats", err); err != nil {
+		return InboxStats{}, fmt.Errorf("inbox stats: %w", err)
+	}
+	st := InboxStats{Pending: row.Pending, Dead: row.Dead}
+	if row.Oldest.Valid {
+		st.OldestAge = time.Duration(row.Oldest.Float64 * float64(time.Second))
+	}
+	return st, nil
+}
+
+// EventRow is a stored inbox event as tests and tools read it.
+type EventRow struct {
+	ClaimedEvent
+	Status      string         `db:"status"`
+	LastError   sql.NullString `db:"last_error"`
+	ProcessedAt sql.NullTime   `db:"processed_at"`
+	Livemode    bool           `db:"livemode"`
+}
+
+// GetEvent reads one stored event.
+func (d *DB) GetEvent(ctx context.Context, id string) (EventRow, error) {
+	var r EventRow
+	err := d.x.GetContext(ctx, &r, `
+		SELECT id, type, api_version, stripe_created_at, source, attempts, subscription_id, received_at,
+			payload, status, last_error, processed_at, livemode
+		FROM stripe_webhook_events WHERE id = $1`, id)
+	if err == sql.ErrNoRows {
+		return r, fmt.Errorf("event %s: %w", id, ErrNotFound)
+	}
+	if err := d.observe("get_event", err); err != nil {
+		return r, fmt.Errorf("get event %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return strings.ToValidUTF8(s, "")
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

@@ -1,0 +1,151 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pgBinGlob is where Debian's postgresql package puts the server binaries.
+const pgBinGlob = "/usr/lib/postgresql/*/bin"
+
+// Postgres is a throwaway Postgres cluster owned by one test: trust
+// authentication, superuser postgres, listening on 127.0.0.1 only, fsync off
+// for speed (a commit survives Kill, a process crash, though not a machine
+// crash). It is stopped and removed when the test ends.
+type Postgres struct {
+	srv *server
+}
+
+// StartPostgres initialises a cluster in a fresh temporary directory, starts
+// it on a free port (as the postgres user when the test runs as root, since
+// Postgres refuses root) and waits until it accepts connections. The server
+// binaries are looked up in PATH, then in /usr/lib/postgresql/*/bin.
+func StartPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	initdb, postgres, err := postgresBins()
+	if err != nil {
+		t.Fatalf("testenv: %v\ninstall the Debian package postgresql (apt-get install -y postgresql)", err)
+	}
+	cred, err := serviceUser("postgres")
+	if err != nil {
+		t.Fatalf("testenv: run Postgres as a non-root user: %v", err)
+	}
+	dir, err := makeServerDir("subsync-pg-*", cred)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	data := filepath.Join(dir, "data")
+	env := envWithout([]string{"PG", "LC_", "LANG="}, "LC_ALL=C")
+	srv := &server{
+		name:   "postgres",
+		bin:    postgres,
+		nports: 1,
+		args: func(ports []int) []string {
+			return []string{
+				"-D", data,
+				"-p", strconv.Itoa(ports[0]),
+				"-k", dir,
+				"-c", "listen_addresses=127.0.0.1",
+				"-c", "fsync=off",
+				"-c", "full_page_writes=off",
+				"-c", "shared_buffers=32MB",
+				"-c", "max_connections=100",
+			}
+		},
+		ready: func(ports []int) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			db, err := openPostgres(ctx, postgresURL(ports[0])+"&connect_timeout=2")
+			if err != nil {
+				return err
+			}
+			return db.Close()
+		},
+		env:      env,
+		dir:      dir,
+		logPath:  filepath.Join(dir, "postgres.log"),
+		cred:     cred,
+		stopSig:  syscall.SIGINT,  // fast shutdown
+		killSig:  syscall.SIGQUIT, // immediate shutdown, as after a crash
+		deathSig: syscall.SIGQUIT,
+		timeout:  time.Minute,
+	}
+	t.Cleanup(func() { srv.cleanup(t) })
+
+	cmd := exec.Command(initdb, "-D", data, "-U", "postgres", "--auth=trust",
+		"--no-locale", "-E", "UTF8", "--no-sync")
+	cmd.Dir, cmd.Env = dir, env // initdb needs a working directory it can read
+	cmd.SysProcAttr = sysProcAttr(cred, syscall.SIGKILL)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("testenv: initdb %s: %v\n%s", data, err, out)
+	}
+	srv.launch(t)
+	return &Postgres{srv: srv}
+}
+
+// URL returns the URL of the cluster's postgres database as superuser
+// postgres, the same across Stop and Start.
+func (p *Postgres) URL() string {
+	p.srv.mu.Lock()
+	defer p.srv.mu.Unlock()
+	return postgresURL(p.srv.ports[0])
+}
+
+// Stop shuts the server down (fast shutdown: sessions are disconnected, no
+// data is lost) and waits for it to exit. It does nothing if the server is
+// not running.
+func (p *Postgres) Stop(t testing.TB) {
+	t.Helper()
+	p.srv.stop(t, p.srv.stopSig)
+}
+
+// Kill stops the server the way a crash would (immediate shutdown: the next
+// start runs crash recovery) and waits for it to exit.
+func (p *Postgres) Kill(t testing.TB) {
+	t.Helper()
+	p.srv.stop(t, p.srv.killSig)
+}
+
+// Start starts the server again on the same port and data directory and waits
+// until it accepts connections. It does nothing if the server is running.
+func (p *Postgres) Start(t testing.TB) {
+	t.Helper()
+	p.srv.start(t)
+}
+
+// Restart stops the server (fast shutdown) and starts it again.
+func (p *Postgres) Restart(t testing.TB) {
+	t.Helper()
+	p.Stop(t)
+	p.Start(t)
+}
+
+func postgresURL(port int) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+}
+
+// postgresBins finds initdb and the postgres server next to it.
+func postgresBins() (initdb, postgres string, err error) {
+	initdb, err = lookBin("initdb", pgBinGlob)
+	if err != nil {
+		return "", "", fmt.Errorf("postgres server binaries: %w", err)
+	}
+	if real, err := filepath.EvalSymlinks(initdb); err == nil {
+		candidate := filepath.Join(filepath.Dir(real), "postgres")
+		if _, err := os.Stat(candidate); err == nil {
+			return initdb, candidate, nil
+		}
+	}
+	postgres, err = lookBin("postgres", pgBinGlob)
+	if err != nil {
+		return "", "", fmt.Errorf("postgres server binaries: %w", err)
+	}
+	return initdb, postgres, nil
+}

@@ -1,0 +1,167 @@
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// errExitedEarly marks a server that exited before it became ready, most
+// often because another process took its port first.
+var errExitedEarly = errors.New("exited before it was ready")
+
+// server runs one server binary on ports chosen once, so that it can be
+// stopped and started again at the same address.
+type server struct {
+	name     string // for messages
+	bin      string // path of the binary
+	args     func(ports []int) []string
+	ready    func(ports []int) error // one readiness probe
+	nports   int                     // how many ports args needs
+	env      []string                // nil: the test's environment
+	dir      string                  // working directory, holds the log
+	logPath  string                  // server output
+	cred     *syscall.Credential     // nil: run as the test's user
+	stopSig  syscall.Signal          // graceful stop
+	killSig  syscall.Signal          // abrupt stop
+	deathSig syscall.Signal          // sent by the kernel if the test binary dies
+	timeout  time.Duration           // how long a start may take
+
+	mu    sync.Mutex
+	ports []int
+	proc  *proc
+}
+
+// launch picks free ports and starts the server, trying new ports when the
+// server exits early (a port taken between FreePort and bind).
+func (s *server) launch(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	for range 3 {
+		s.ports = s.ports[:0]
+		for range s.nports {
+			port, perr := freePort()
+			if perr != nil {
+				t.Fatalf("testenv: %s: %v", s.name, perr)
+			}
+			s.ports = append(s.ports, port)
+		}
+		if err = s.startLocked(); err == nil || !errors.Is(err, errExitedEarly) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// start starts the server again on its ports; it does nothing when the
+// server is running.
+func (s *server) start(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.startLocked(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// stop sends sig and waits for the server to exit; it does nothing when the
+// server is not running.
+func (s *server) stop(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := s.stopErr(sig); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+func (s *server) stopErr(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return nil
+	}
+	if err := s.proc.stop(sig, 30*time.Second); err != nil {
+		return fmt.Errorf("stop %s: %w", s.name, err)
+	}
+	return nil
+}
+
+func (s *server) startLocked() error {
+	if s.proc != nil && !s.proc.exited() {
+		return nil
+	}
+	cmd := exec.Command(s.bin, s.args(s.ports)...)
+	cmd.Dir = s.dir
+	cmd.Env = s.env
+	p, err := startProc(cmd, s.logPath, s.cred, s.deathSig)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	s.proc = p
+	deadline := time.Now().Add(s.timeout)
+	for {
+		err := s.ready(s.ports)
+		if p.exited() {
+			return fmt.Errorf("%s on ports %v %w (%v); its log %s ends with:\n%s",
+				s.name, s.ports, errExitedEarly, p.err, s.logPath, tail(s.logPath, 20))
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			_ = p.stop(syscall.SIGKILL, 5*time.Second)
+			return fmt.Errorf("%s on ports %v not ready after %s: %w; its log %s ends with:\n%s",
+				s.name, s.ports, s.timeout, err, s.logPath, tail(s.logPath, 20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cleanup stops the server abruptly and removes its directory; on a failed
+// test it logs the end of the server's output first.
+func (s *server) cleanup(t testing.TB) {
+	if err := s.stopErr(s.killSig); err != nil {
+		t.Errorf("testenv: %v", err)
+	}
+	if t.Failed() {
+		t.Logf("testenv: %s log (last lines):\n%s", s.name, tail(s.logPath, 30))
+	}
+	if err := os.RemoveAll(s.dir); err != nil {
+		t.Errorf("testenv: remove %s: %v", s.dir, err)
+	}
+}
+
+// makeServerDir creates a private directory for a server, owned by cred's
+// user when set.
+func makeServerDir(prefix string, cred *syscall.Credential) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", fmt.Errorf("create server directory: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("chown %s: %w", dir, err)
+		}
+	}
+	return dir, nil
+}
+
+// hasPrefixAny reports whether s starts with one of prefixes.
+func hasPrefixAny(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
