@@ -1,0 +1,201 @@
+package stripeapi
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+)
+
+// maxPageSize is the largest page Stripe's list endpoints return.
+const maxPageSize = 100
+
+// maxEventTypes is how many types Stripe accepts in one events list query.
+const maxEventTypes = 20
+
+// errEmptyID is returned before any request when an id is empty: stripe-go
+// would otherwise call the list endpoint.
+var errEmptyID = errors.New("empty id")
+
+// GetSubscription fetches a subscription. Its items carry their full price
+// objects, so nothing is expanded. A missing subscription yields an error
+// wrapping ErrNotFound.
+func (c *Client) GetSubscription(ctx context.Context, id string) (*stripe.Subscription, error) {
+	if id == "" {
+		return nil, fmt.Errorf("get subscription: %w", errEmptyID)
+	}
+	p := &stripe.SubscriptionParams{}
+	p.Context = ctx
+	s, err := c.api.Subscriptions.Get(id, p)
+	if err != nil {
+		return nil, c.fail(err, "get subscription %s", id)
+	}
+	return s, nil
+}
+
+// GetCustomer fetches a customer. A deleted customer is returned with
+// Deleted set, not as an error.
+func (c *Client) GetCustomer(ctx context.Context, id string) (*stripe.Customer, error) {
+	if id == "" {
+		return nil, fmt.Errorf("get customer: %w", errEmptyID)
+	}
+	p := &stripe.CustomerParams{}
+	p.Context = ctx
+	cu, err := c.api.Customers.Get(id, p)
+	if err != nil {
+		return nil, c.fail(err, "get customer %s", id)
+	}
+	return cu, nil
+}
+
+// GetPrice fetches a price (its Recurring field gives interval and count).
+func (c *Client) GetPrice(ctx context.Context, id string) (*stripe.Price, error) {
+	if id == "" {
+		return nil, fmt.Errorf("get price: %w", errEmptyID)
+	}
+	p := &stripe.PriceParams{}
+	p.Context = ctx
+	pr, err := c.api.Prices.Get(id, p)
+	if err != nil {
+		return nil, c.fail(err, "get price %s", id)
+	}
+	return pr, nil
+}
+
+// GetInvoice fetches an invoice; its Subscription is unexpanded (ID only).
+func (c *Client) GetInvoice(ctx context.Context, id string) (*stripe.Invoice, error) {
+	if id == "" {
+		return nil, fmt.Errorf("get invoice: %w", errEmptyID)
+	}
+	p := &stripe.InvoiceParams{}
+	p.Context = ctx
+	in, err := c.api.Invoices.Get(id, p)
+	if err != nil {
+		return nil, c.fail(err, "get invoice %s", id)
+	}
+	return in, nil
+}
+
+// SubscriptionPageQuery selects one page of subscriptions.
+type SubscriptionPageQuery struct {
+	// Status filters by status; "" means "all" (canceled included).
+	Status string
+	// CreatedGTE and CreatedLT bound the creation time; zero means
+	// unbounded. They are rounded outwards to whole seconds.
+	CreatedGTE, CreatedLT time.Time
+	// StartingAfter is the cursor: the ID of the last subscription of the
+	// previous page; "" for the first page.
+	StartingAfter string
+	// Limit is the page size, 1 to 100; 0 means 100.
+	Limit int
+}
+
+// ListSubscriptionsPage returns one page of subscriptions, newest first, and
+// whether more follow. Continue with StartingAfter set to the ID of the
+// page's last element.
+func (c *Client) ListSubscriptionsPage(ctx context.Context, q SubscriptionPageQuery) ([]*stripe.Subscription, bool, error) {
+	if q.Limit < 0 || q.Limit > maxPageSize {
+		return nil, false, fmt.Errorf("list subscriptions: limit %d out of range 1..%d", q.Limit, maxPageSize)
+	}
+	p := &stripe.SubscriptionListParams{}
+	p.Context = ctx
+	p.Single = true
+	p.Limit = stripe.Int64(int64(cmp.Or(q.Limit, maxPageSize)))
+	p.Status = stripe.String(cmp.Or(q.Status, "all"))
+	if q.StartingAfter != "" {
+		p.StartingAfter = stripe.String(q.StartingAfter)
+	}
+	if r := createdRange(q.CreatedGTE, q.CreatedLT); r != nil {
+		p.CreatedRange = r
+	}
+	it := c.api.Subscriptions.List(p)
+	var page []*stripe.Subscription
+	for it.Next() {
+		page = append(page, it.Subscription())
+	}
+	if err := it.Err(); err != nil {
+		return nil, false, c.fail(err, "list subscriptions")
+	}
+	list := it.SubscriptionList()
+	return page, list != nil && list.HasMore, nil
+}
+
+// ListEvents calls fn for every event of the given types (all types when
+// empty; at most 20) created at or after since (all retained events when
+// zero; since is rounded down to the second), newest first as Stripe lists
+// them, fetching pages of 100 as needed. It stops at the first error of fn
+// and returns that error unchanged.
+func (c *Client) ListEvents(ctx context.Context, types []string, since time.Time, fn func(*stripe.Event) error) error {
+	if len(types) > maxEventTypes {
+		return fmt.Errorf("list events: %d types, Stripe accepts at most %d", len(types), maxEventTypes)
+	}
+	p := &stripe.EventListParams{}
+	p.Context = ctx
+	p.Limit = stripe.Int64(maxPageSize)
+	if len(types) > 0 {
+		p.Types = stripe.StringSlice(types)
+	}
+	if r := createdRange(since, time.Time{}); r != nil {
+		p.CreatedRange = r
+	}
+	it := c.api.Events.List(p)
+	for it.Next() {
+		if err := fn(it.Event()); err != nil {
+			return err
+		}
+	}
+	if err := it.Err(); err != nil {
+		return c.fail(err, "list events")
+	}
+	return nil
+}
+
+// ListWebhookEndpoints returns every webhook endpoint of the account.
+func (c *Client) ListWebhookEndpoints(ctx context.Context) ([]*stripe.WebhookEndpoint, error) {
+	p := &stripe.WebhookEndpointListParams{}
+	p.Context = ctx
+	p.Limit = stripe.Int64(maxPageSize)
+	it := c.api.WebhookEndpoints.List(p)
+	var out []*stripe.WebhookEndpoint
+	for it.Next() {
+		out = append(out, it.WebhookEndpoint())
+	}
+	if err := it.Err(); err != nil {
+		return nil, c.fail(err, "list webhook endpoints")
+	}
+	return out, nil
+}
+
+// CheckKey verifies the key with GET /v1/balance, which any valid secret
+// key may read (a restricted key needs the Balance read permission). A
+// rejected key (401) yields an error wrapping ErrInvalidKey.
+func (c *Client) CheckKey(ctx context.Context) error {
+	p := &stripe.BalanceParams{}
+	p.Context = ctx
+	if _, err := c.api.Balance.Get(p); err != nil {
+		return c.fail(err, "check key")
+	}
+	return nil
+}
+
+// createdRange builds created[gte]/created[lt], rounding outwards to whole
+// seconds; nil when both bounds are zero.
+func createdRange(gte, lt time.Time) *stripe.RangeQueryParams {
+	if gte.IsZero() && lt.IsZero() {
+		return nil
+	}
+	r := &stripe.RangeQueryParams{}
+	if !gte.IsZero() {
+		r.GreaterThanOrEqual = gte.Unix()
+	}
+	if !lt.IsZero() {
+		r.LesserThan = lt.Unix()
+		if lt.Nanosecond() != 0 {
+			r.LesserThan++
+		}
+	}
+	return r
+}
