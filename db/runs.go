@@ -1,0 +1,177 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// Run statuses in reconcile_runs.
+const (
+	RunRunning   = "running"
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+)
+
+// Run is one row of reconcile_runs.
+type Run struct {
+	ID         int64          `db:"id"`
+	Job        string         `db:"job"`
+	DryRun     bool           `db:"dry_run"`
+	StartedAt  time.Time      `db:"started_at"`
+	FinishedAt sql.NullTime   `db:"finished_at"`
+	Status     string         `db:"status"`
+	Scanned    int            `db:"scanned"`
+	Drifted    int            `db:"drifted"`
+	Fixed      int            `db:"fixed"`
+	Errors     int            `db:"errors"`
+	Error      sql.NullString `db:"error"`
+}
+
+// RunCounts are the figures a run reports.
+type RunCounts struct {
+	Scanned, Drifted, Fixed, Errors int
+}
+
+// Drift is one drifted field found by a run: a row of subscription_drift.
+type Drift struct {
+	SubscriptionID string `db:"stripe_subscription_id"`
+	Field          string `db:"field"`
+	DBValue        string `db:"db_value"`     // "" for null or missing
+	StripeValue    string `db:"stripe_value"` // "" for null or missing
+}
+
+// StartRun records the start of a run of job and returns its id.
+func (d *DB) StartRun(ctx context.Context, job string, dryRun bool) (int64, error) {
+	var id int64
+	err := d.x.GetContext(ctx, &id, `INSERT INTO reconcile_runs (job, dry_run, status)
+		VALUES ($1, $2, 'running') RETURNING id`, job, dryRun)
+	if err := d.observe("start_run", err); err != nil {
+		return 0, fmt.Errorf("start %s run: %w", job, err)
+	}
+	return id, nil
+}
+
+// FinishRun records how run id ended: RunSucceeded, or RunFailed with
+// errText.
+func (d *DB) FinishRun(ctx context.Context, id int64, status string, c RunCounts, errText string) error {
+	_, err := d.x.ExecContext(ctx, `UPDATE reconcile_runs SET
+			status = $2, finished_at = now(), scanned = $3, drifted = $4, fixed = $5, errors = $6,
+			error = NULLIF($7, '')
+		WHERE id = $1`, id, status, c.Scanned, c.Drifted, c.Fixed, c.Errors, truncate(errText, 2000))
+	if err := d.observe("finish_run", err); err != nil {
+		return fmt.Errorf("finish run %d: %w", id, err)
+	}
+	return nil
+}
+
+// AbandonRuns marks every run of job still 'running' as failed. Call it
+// while holding the job's leader lock: no such run can still be alive, its
+// process ended without finishing it.
+func (d *DB) AbandonRuns(ctx context.Context, job string) (int, error) {
+	res, err := d.x.ExecContext(ctx, `UPDATE reconcile_runs SET status = 'failed', finished_at = now(),
+			error = 'abandoned: the process ended during the run'
+		WHERE job = $1 AND status = 'running'`, job)
+	if err := d.observe("abandon_runs", err); err != nil {
+		return 0, fmt.Errorf("abandon %s runs: %w", job, err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// GetRun reads one run.
+func (d *DB) GetRun(ctx context.Context, id int64) (Run, error) {
+	var r Run
+	err := d.x.GetContext(ctx, &r, `SELECT id, job, dry_run, started_at, finished_at, status,
+		scanned, drifted, fixed, errors, error FROM reconcile_runs WHERE id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("run %d: %w", id, ErrNotFound)
+	}
+	if err := d.observe("get_run", err); err != nil {
+		return r, fmt.Errorf("read run %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// LastSuccess returns when the last successful run of job finished
+// (dry runs count: they checked everything), or ErrNotFound.
+func (d *DB) LastSuccess(ctx context.Context, job string) (time.Time, error) {
+	var at sql.NullTime
+	err := d.x.GetContext(ctx, &at, `SELECT max(finished_at) FROM reconcile_runs
+		WHERE job = $1 AND status = 'succeeded'`, job)
+	if err := d.observe("last_success", err); err != nil {
+		return time.Time{}, fmt.Errorf("last %s success: %w", job, err)
+	}
+	if !at.Valid {
+		return time.Time{}, fmt.Errorf("last %s success: %w", job, ErrNotFound)
+	}
+	return at.Time, nil
+}
+
+// InsertDrift records drifted fields found by run id, in one statement.
+func (d *DB) InsertDrift(ctx context.Context, runID int64, drift []Drift) error {
+	if len(drift) == 0 {
+		return nil
+	}
+	subs := make([]string, len(drift))
+	fields := make([]string, len(drift))
+	dbVals := make([]string, len(drift))
+	stripeVals := make([]string, len(drift))
+	for i, dr := range drift {
+		subs[i], fields[i] = dr.SubscriptionID, dr.Field
+		dbVals[i], stripeVals[i] = truncate(dr.DBValue, 500), truncate(dr.StripeValue, 500)
+	}
+	_, err := d.x.ExecContext(ctx, `INSERT INTO subscription_drift
+			(run_id, stripe_subscription_id, field, db_value, stripe_value)
+		SELECT $1, s, f, NULLIF(dv, ''), NULLIF(sv, '')
+		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(s, f, dv, sv)`,
+		runID, pq.Array(subs), pq.Array(fields), pq.Array(dbVals), pq.Array(stripeVals))
+	if err := d.observe("insert_drift", err); err != nil {
+		return fmt.Errorf("record %d drifted fields of run %d: %w", len(drift), runID, err)
+	}
+	return nil
+}
+
+// EachDrift calls fn for every drifted field of run id, ordered by
+// subscription then field, streaming rows so memory stays flat however
+// large the drift. It stops at fn's first error and returns it.
+func (d *DB) EachDrift(ctx context.Context, runID int64, fn func(Drift) error) error {
+	rows, err := d.x.QueryxContext(ctx, `SELECT stripe_subscription_id, field,
+			COALESCE(db_value, '') AS db_value, COALESCE(stripe_value, '') AS stripe_value
+		FROM subscription_drift WHERE run_id = $1 ORDER BY stripe_subscription_id, field, id`, runID)
+	if err := d.observe("select_drift", err); err != nil {
+		return fmt.Errorf("read drift of run %d: %w", runID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var dr Drift
+		if err := rows.StructScan(&dr); err != nil {
+			return fmt.Errorf("read drift of run %d: %w", runID, err)
+		}
+		if err := fn(dr); err != nil {
+			return err
+		}
+	}
+	if err := d.observe("select_drift", rows.Err()); err != nil {
+		return fmt.Errorf("read drift of run %d: %w", runID, err)
+	}
+	return nil
+}
+
+// CountCatchupApplied returns how many events the catch-up run id inserted
+// are applied by now: events of source catchup received since the run
+// started (only one catch-up runs at a time, under its leader lock).
+func (d *DB) CountCatchupApplied(ctx context.Context, runID int64) (int, error) {
+	var n int
+	err := d.x.GetContext(ctx, &n, `SELECT count(*) FROM stripe_webhook_events
+		WHERE source = 'catchup' AND status = 'applied'
+		AND received_at >= (SELECT started_at FROM reconcile_runs WHERE id = $1)`, runID)
+	if err := d.observe("count_applied", err); err != nil {
+		return 0, fmt.Errorf("count events applied for run %d: %w", runID, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,99 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/stripe/stripe-go/v76"
+)
+
+// HandledTypes are the event types subsyncd applies; every other type is
+// stored as ignored.
+var HandledTypes = []string{
+	"customer.subscription.created",
+	"customer.subscription.updated",
+	"customer.subscription.deleted",
+	"customer.subscription.paused",
+	"customer.subscription.resumed",
+	"customer.subscription.trial_will_end",
+	"customer.subscription.pending_update_applied",
+	"customer.subscription.pending_update_expired",
+	"invoice.payment_succeeded",
+	"invoice.paid",
+	"invoice.payment_failed",
+}
+
+// Handled reports whether events of type t are applied.
+func Handled(t string) bool {
+	for _, h := range HandledTypes {
+		if h == t {
+			return true
+		}
+	}
+	return false
+}
+
+// IsInvoiceEvent reports whether t is applied through the invoice's
+// subscription.
+func IsInvoiceEvent(t string) bool { return strings.HasPrefix(t, "invoice.") }
+
+// ErrNotAnEvent means a body is not a Stripe event.
+var ErrNotAnEvent = errors.New("not a Stripe event")
+
+// DecodeEvent parses a Stripe event leniently: whatever its API version,
+// it only needs an evt_ id, a type, a created time and a data.object.
+func DecodeEvent(body []byte) (*stripe.Event, error) {
+	var ev stripe.Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotAnEvent, err)
+	}
+	switch {
+	case !strings.HasPrefix(ev.ID, "evt_") || len(ev.ID) > 255:
+		return nil, fmt.Errorf("%w: id %q is not an evt_ id", ErrNotAnEvent, clip(ev.ID))
+	case ev.Type == "" || len(ev.Type) > 255:
+		return nil, fmt.Errorf("%w: type missing", ErrNotAnEvent)
+	case ev.Object != "" && ev.Object != "event":
+		return nil, fmt.Errorf("%w: object is %q", ErrNotAnEvent, clip(ev.Object))
+	case ev.Created <= 0:
+		return nil, fmt.Errorf("%w: created missing", ErrNotAnEvent)
+	case ev.Data == nil || ev.Data.Object == nil:
+		return nil, fmt.Errorf("%w: data.object missing", ErrNotAnEvent)
+	}
+	return &ev, nil
+}
+
+// SubscriptionIDOf returns the subscription an event is about: the object
+// itself for subscription events, the invoice's subscription for invoice
+// events; "" when there is none (a one-off invoice).
+func SubscriptionIDOf(ev *stripe.Event) string {
+	if ev == nil || ev.Data == nil {
+		return ""
+	}
+	obj := ev.Data.Object
+	if IsInvoiceEvent(string(ev.Type)) {
+		switch s := obj["subscription"].(type) {
+		case string:
+			return clip(s)
+		case map[string]any:
+			id, _ := s["id"].(string)
+			return clip(id)
+		}
+		return ""
+	}
+	if o, _ := obj["object"].(string); o != "subscription" {
+		return ""
+	}
+	id, _ := obj["id"].(string)
+	return clip(id)
+}
+
+// clip cuts s to at most 255 bytes without splitting a character, so that
+// what is stored in a text column stays valid UTF-8.
+func clip(s string) string {
+	if len(s) > 255 {
+		return strings.ToValidUTF8(s[:255], "")
+	}
+	return s
+}
