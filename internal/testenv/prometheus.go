@@ -1,0 +1,121 @@
+package testenv
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// PrometheusPackage is the Debian package that ships the prometheus server
+// (and promtool).
+const PrometheusPackage = "prometheus"
+
+// Prometheus is a throwaway Prometheus server owned by one test, listening on
+// 127.0.0.1 with its TSDB in a temporary directory. It is killed when the
+// test ends.
+type Prometheus struct {
+	srv *server
+}
+
+// StartPrometheus writes config (the text of a prometheus.yml; paths in it,
+// such as rule_files, should be absolute) to a fresh directory, starts
+// Prometheus on a free port of 127.0.0.1 with its TSDB in that directory,
+// and waits until /-/ready answers 200. A config Prometheus refuses fails
+// the test with the end of its log. The binary is PROMETHEUS_BIN, else
+// prometheus in PATH, else /usr/bin/prometheus; when none exists the test
+// fails naming the Debian package to install.
+func StartPrometheus(t testing.TB, config string) *Prometheus {
+	t.Helper()
+	bin, err := prometheusBin()
+	if err != nil {
+		t.Fatalf("testenv: %v\ninstall the Debian package %s (apt-get install -y %s)",
+			err, PrometheusPackage, PrometheusPackage)
+	}
+	dir, err := makeServerDir("subsync-prometheus-*", nil)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	configPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("testenv: write Prometheus config: %v", err)
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	srv := &server{
+		name:   "prometheus",
+		bin:    bin,
+		nports: 1,
+		args: func(ports []int) []string {
+			return []string{
+				"--config.file=" + configPath,
+				"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+				"--web.listen-address=" + prometheusHostPort(ports[0]),
+			}
+		},
+		ready: func(ports []int) error {
+			resp, err := client.Get(prometheusURL(ports[0]) + "/-/ready")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("/-/ready answered %s", resp.Status)
+			}
+			return nil
+		},
+		dir:      dir,
+		logPath:  filepath.Join(dir, "prometheus.log"),
+		stopSig:  syscall.SIGTERM,
+		killSig:  syscall.SIGKILL,
+		deathSig: syscall.SIGKILL,
+		timeout:  time.Minute,
+	}
+	t.Cleanup(func() { srv.cleanup(t) })
+	srv.launch(t)
+	return &Prometheus{srv: srv}
+}
+
+// URL returns the server's base URL, http://127.0.0.1:<port>.
+func (p *Prometheus) URL() string {
+	p.srv.mu.Lock()
+	defer p.srv.mu.Unlock()
+	return prometheusURL(p.srv.ports[0])
+}
+
+// LogTail returns the last n lines of the server's output, for failure
+// messages.
+func (p *Prometheus) LogTail(n int) string {
+	return tail(p.srv.logPath, n)
+}
+
+func prometheusHostPort(port int) string {
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
+
+func prometheusURL(port int) string {
+	return "http://" + prometheusHostPort(port)
+}
+
+// prometheusBin finds the prometheus server binary.
+func prometheusBin() (string, error) {
+	if bin := os.Getenv("PROMETHEUS_BIN"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			return "", fmt.Errorf("PROMETHEUS_BIN: %w", err)
+		}
+		return bin, nil
+	}
+	if bin, err := exec.LookPath("prometheus"); err == nil {
+		return bin, nil
+	}
+	const debian = "/usr/bin/prometheus"
+	if _, err := os.Stat(debian); err == nil {
+		return debian, nil
+	}
+	return "", fmt.Errorf("prometheus not found in PROMETHEUS_BIN, PATH or %s", debian)
+}
