@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +26,10 @@ func (a *app) runCache(ctx context.Context) {
 		return
 	}
 	defer rdb.Close()
+	// go-redis writes its connection errors through a process-wide logger;
+	// route them into this daemon's structured log instead of bare lines
+	// on stderr.
+	redis.SetLogger(redisLog{log})
 	w := cache.NewWorker(cache.Config{Logger: log, Metrics: a.metrics}, a.db, rdb)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -34,6 +40,14 @@ func (a *app) runCache(ctx context.Context) {
 	log.Info("cache invalidation worker started", "channel", db.ChangeChannel)
 	w.Run(ctx)
 	wg.Wait()
+}
+
+// redisLog adapts slog to go-redis's logger. Its lines name host:port at
+// most, never the password.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug(fmt.Sprintf(format, v...), "source", "go-redis")
 }
 
 // newRedis builds the go-redis client of a redis://, rediss:// or unix://

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,7 +31,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 // exitCode prints err (if any) and maps it to the exit status: 0 success, 1
 // runtime failure, 2 usage or configuration error.
 func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	fmt.Fprintln(stderr, "subsyncd:", err)
