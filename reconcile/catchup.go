@@ -26,9 +26,11 @@ const catchUpBatch = 100
 // catchUp lists the handled events created since the cursor (minus an
 // overlap, since events can become listable late and several share a
 // second), puts those the inbox lacks into it with source catchup, and
-// advances the cursor to the newest event seen. A cursor older than
-// Stripe's retention means events were lost for good: a full sweep repairs
-// the table instead, and the listing starts where the sweep started.
+// advances the cursor to the newest event seen, or to the start of the
+// listing minus the overlap when that is later (a quiet account's cursor
+// must not age towards Stripe's retention). A cursor older than Stripe's
+// retention means events were lost for good: a full sweep repairs the table
+// instead, and the listing starts where the sweep started.
 func (r *Reconciler) catchUp(ctx context.Context, rn *run) error {
 	now := r.cfg.Clock()
 	var since time.Time

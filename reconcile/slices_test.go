@@ -196,7 +196,7 @@ func TestSlicerKeepsTheLimiterBusy(t *testing.T) {
 		for _, c := range []struct {
 			n                 int
 			maxWaste, minBusy float64 // requests over the minimum; share of the ceiling
-		}{{250, 4, 0.4}, {10_000, 0.25, 0.65}, {100_000, 0.08, 0.90}} {
+		}{{250, 4, 0.4}, {10_000, 0.25, 0.6}, {100_000, 0.08, 0.90}} {
 			n := c.n
 			t.Run(fmt.Sprintf("%s/%d", sh.name, n), func(t *testing.T) {
 				items := make([]listItem, n)
@@ -206,7 +206,7 @@ func TestSlicerKeepsTheLimiterBusy(t *testing.T) {
 				slices.SortFunc(items, func(a, b listItem) int {
 					return cmp.Or(cmp.Compare(a.created, b.created), cmp.Compare(a.id, b.id))
 				})
-				requests, rounds, listed := simulate(items, epoch, now+1, 16, 10)
+				requests, rounds, listed := simulate(items, epoch, now+1, 24, 10) // the default workers
 				minPages := (n + 99) / 100
 				ideal := (minPages + 9) / 10
 				t.Logf("%d requests for %d pages (%.1f%% more), %d rounds for %d ideal: %.1f%% of the limiter's ceiling",

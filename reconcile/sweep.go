@@ -26,13 +26,20 @@ func (r *Reconciler) sweep(ctx context.Context, rn *run) error {
 		return err
 	}
 	defer seen.Close(ctx)
-	sw := &sweeper{r: r, rn: rn, seen: seen}
+	sw := &sweeper{r: r, rn: rn}
 	start := time.Now()
-	if err := sw.list(ctx); err != nil {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sw.seen = startSeenWriter(ctx, seen, cancel)
+	err = sw.list(ctx)
+	if werr := sw.seen.close(); werr != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		err = werr // the writer's failure is what cancelled the listing
+	}
+	if err != nil {
 		return err
 	}
 	listed := time.Since(start)
-	if err := sw.reportUnseen(ctx); err != nil {
+	if err := sw.reportUnseen(ctx, seen); err != nil {
 		return err
 	}
 	if m := r.cfg.Metrics; m != nil {
@@ -47,7 +54,7 @@ func (r *Reconciler) sweep(ctx context.Context, rn *run) error {
 type sweeper struct {
 	r        *Reconciler
 	rn       *run
-	seen     *db.SeenSet
+	seen     *seenWriter
 	pages    atomic.Int64
 	unlinked atomic.Int64
 }
@@ -98,7 +105,7 @@ func (sw *sweeper) list(ctx context.Context) error {
 func (sw *sweeper) walk(ctx context.Context, sl *slicer, cur createdSlice) error {
 	for {
 		pageAt := sw.r.cfg.Clock()
-		subs, more, err := sw.r.stripe.ListSubscriptionsPage(lowPriority(ctx), stripeapi.SubscriptionPageQuery{
+		subs, more, err := sw.r.stripe.ListSubscriptionsPageSlim(lowPriority(ctx), stripeapi.SubscriptionPageQuery{
 			Status:        "all",
 			CreatedGTE:    time.Unix(cur.lo, 0),
 			CreatedLT:     time.Unix(cur.hi, 0),
@@ -132,9 +139,7 @@ func (sw *sweeper) page(ctx context.Context, subs []*stripe.Subscription, pageAt
 	for i, s := range subs {
 		ids[i] = s.ID
 	}
-	if err := sw.seen.Add(ctx, ids); err != nil {
-		return err
-	}
+	sw.seen.add(ids)
 	rows, err := sw.r.store.SubscriptionsByID(ctx, ids)
 	if err != nil {
 		return err
@@ -249,7 +254,7 @@ func fieldNames(drift []db.Drift) []string {
 // reportUnseen records every row whose subscription the listing did not
 // return. Stripe never deletes a subscription, so such a row belongs to
 // another account or mode, or was made up; an operator decides.
-func (sw *sweeper) reportUnseen(ctx context.Context) error {
+func (sw *sweeper) reportUnseen(ctx context.Context, seen *db.SeenSet) error {
 	rn := sw.rn
 	var drift []db.Drift
 	flush := func() error {
@@ -257,7 +262,7 @@ func (sw *sweeper) reportUnseen(ctx context.Context) error {
 		drift = drift[:0]
 		return err
 	}
-	err := sw.seen.EachUnseen(ctx, func(row db.Subscription) error {
+	err := seen.EachUnseen(ctx, func(row db.Subscription) error {
 		rn.drifted.Add(1)
 		rn.log.Warn("row has no subscription in Stripe; kept", "subscription_id", row.StripeSubscriptionID,
 			"status", row.Status)
@@ -271,4 +276,56 @@ func (sw *sweeper) reportUnseen(ctx context.Context) error {
 		err = flush()
 	}
 	return err
+}
+
+// seenWriter records the listed ids in the seen set off the workers' path:
+// one goroutine writes whatever pages are queued in one statement, so the
+// set's single connection never holds the workers up. The queue is
+// bounded, and so is memory.
+type seenWriter struct {
+	ch   chan []string
+	done chan struct{}
+	err  error // the first failure, read after done
+}
+
+// startSeenWriter starts the writer; a failure cancels the sweep through
+// fail.
+func startSeenWriter(ctx context.Context, seen *db.SeenSet, fail context.CancelCauseFunc) *seenWriter {
+	w := &seenWriter{ch: make(chan []string, 32), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for ids := range w.ch {
+			batch := ids
+		more:
+			for len(batch) < 2000 {
+				select {
+				case next, ok := <-w.ch:
+					if !ok {
+						break more
+					}
+					batch = append(batch, next...)
+				default:
+					break more
+				}
+			}
+			if w.err != nil {
+				continue // keep draining so that no worker blocks
+			}
+			if err := seen.Add(ctx, batch); err != nil {
+				w.err = err
+				fail(err)
+			}
+		}
+	}()
+	return w
+}
+
+// add queues the ids of one page.
+func (w *seenWriter) add(ids []string) { w.ch <- ids }
+
+// close waits until every queued id is written and returns the first error.
+func (w *seenWriter) close() error {
+	close(w.ch)
+	<-w.done
+	return w.err
 }

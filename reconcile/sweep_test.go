@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/stripeapi"
 	"github.com/subsync/subsync/stripefake"
@@ -241,7 +242,9 @@ func TestSweepSurvivesRateLimitsAndServerErrors(t *testing.T) {
 	t.Parallel()
 	f := newRecFixture(t)
 	f.seed(t, 400, 90*24*time.Hour, "active", "canceled")
-	f.fake.SetFaults(stripefake.Faults{ErrorRate: 0.15, RateLimitRate: 0.15})
+	// The first request is rate limited for sure, then about a third of them
+	// fail with 500 and some more with 429.
+	f.fake.SetFaults(stripefake.Faults{FailNext: 1, FailNextCode: 429, ErrorRate: 0.3, RateLimitRate: 0.1})
 	rec := f.reconciler(t, reconcile.Config{SweepWorkers: 6},
 		stripeapi.Config{MaxRetries: 10, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	rep := f.run(t, rec, reconcile.JobSubscriptions, false)
@@ -259,4 +262,51 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// TestSlimPagesGiveTheSameRows checks that the sweep's slim decoding of
+// list pages yields the same desired rows as stripe-go's full decoding,
+// over subscriptions in every state the fake can make.
+func TestSlimPagesGiveTheSameRows(t *testing.T) {
+	t.Parallel()
+	f := newRecFixture(t)
+	f.seed(t, 40, 30*24*time.Hour, "active", "trialing", "past_due", "unpaid", "incomplete", "incomplete_expired", "canceled", "paused")
+	a := f.subscribe(t, "user_x", f.monthly)
+	if _, err := f.fake.SetCancelAtPeriodEnd(a, true); err != nil {
+		t.Fatal(err)
+	}
+	b := f.subscribe(t, "", f.other) // unmapped price, user only on the customer
+	if _, err := f.fake.UpdateSubscriptionPrice(b, f.annual); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := f.client(t, stripeapi.Config{})
+	q := stripeapi.SubscriptionPageQuery{Status: "all"}
+	full, _, err := c.ListSubscriptionsPage(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slim, _, err := c.ListSubscriptionsPageSlim(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full) != 42 || len(slim) != len(full) {
+		t.Fatalf("%d full, %d slim", len(full), len(slim))
+	}
+	at := time.Now()
+	for i := range full {
+		for _, known := range []bool{false, true} {
+			want, err1 := f.resolver.Desired(ctx, full[i], at, known)
+			got, err2 := f.resolver.Desired(ctx, slim[i], at, known)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("%s: %v / %v", full[i].ID, err1, err2)
+			}
+			if d := db.Diff(got, want); len(d) > 0 || deref(got.UserID) != deref(want.UserID) {
+				t.Fatalf("%s (%s): slim row differs: %+v", full[i].ID, full[i].Status, d)
+			}
+		}
+		if slim[i].Created != full[i].Created || slim[i].ID != full[i].ID {
+			t.Fatalf("%s: created %d vs %d", full[i].ID, slim[i].Created, full[i].Created)
+		}
+	}
 }
