@@ -162,16 +162,19 @@ func (d *DB) EachDrift(ctx context.Context, runID int64, fn func(Drift) error) e
 	return nil
 }
 
-// CountCatchupApplied returns how many events the catch-up run id inserted
-// are applied by now: events of source catchup received since the run
-// started (only one catch-up runs at a time, under its leader lock).
-func (d *DB) CountCatchupApplied(ctx context.Context, runID int64) (int, error) {
-	var n int
-	err := d.x.GetContext(ctx, &n, `SELECT count(*) FROM stripe_webhook_events
-		WHERE source = 'catchup' AND status = 'applied'
-		AND received_at >= (SELECT started_at FROM reconcile_runs WHERE id = $1)`, runID)
-	if err := d.observe("count_applied", err); err != nil {
-		return 0, fmt.Errorf("count events applied for run %d: %w", runID, err)
+// EventsSettled counts, among the events ids, those applied and those still
+// waiting to be (pending, or failed and due for a retry).
+func (d *DB) EventsSettled(ctx context.Context, ids []string) (applied, waiting int, err error) {
+	var row struct {
+		Applied int `db:"applied"`
+		Waiting int `db:"waiting"`
 	}
-	return n, nil
+	err = d.x.GetContext(ctx, &row, `SELECT
+			count(*) FILTER (WHERE status = 'applied') AS applied,
+			count(*) FILTER (WHERE status IN ('pending', 'failed')) AS waiting
+		FROM stripe_webhook_events WHERE id = ANY($1)`, pq.Array(ids))
+	if err := d.observe("count_settled", err); err != nil {
+		return 0, 0, fmt.Errorf("count %d caught-up events: %w", len(ids), err)
+	}
+	return row.Applied, row.Waiting, nil
 }

@@ -161,6 +161,9 @@ func (r *Reconciler) catchUpBatch(ctx context.Context, rn *run, batch []*stripe.
 			return err
 		}
 		rn.fixed.Add(int64(len(missing))) // queued; recounted as applied when ApplyEvents runs
+		rn.mu.Lock()
+		rn.inserted = append(rn.inserted, missing...)
+		rn.mu.Unlock()
 	}
 	drift := make([]db.Drift, 0, len(missing))
 	for _, id := range missing {
@@ -174,21 +177,49 @@ func (r *Reconciler) catchUpBatch(ctx context.Context, rn *run, batch []*stripe.
 }
 
 // applyCaughtUp applies the inserted events now when the configuration asks
-// to, and counts those applied as fixed.
+// to, and counts those applied as fixed. Another process's workers (a
+// running serve, woken by NOTIFY) may claim some of them first, so it waits,
+// up to settleTimeout, until none of this run's events is still waiting,
+// and counts exactly those.
 func (r *Reconciler) applyCaughtUp(ctx context.Context, rn *run) error {
-	if r.cfg.ApplyEvents == nil || rn.fixed.Load() == 0 {
+	rn.mu.Lock()
+	ids := rn.inserted
+	rn.mu.Unlock()
+	if r.cfg.ApplyEvents == nil || len(ids) == 0 {
 		return nil
 	}
 	if _, err := r.cfg.ApplyEvents(ctx); err != nil {
 		return fmt.Errorf("apply caught-up events: %w", err)
 	}
-	n, err := r.store.CountCatchupApplied(ctx, rn.id)
-	if err != nil {
-		return err
+	deadline := time.Now().Add(settleTimeout) // a wall-clock wait, whatever the run's clock
+	for {
+		applied, waiting, err := r.store.EventsSettled(ctx, ids)
+		if err != nil {
+			return err
+		}
+		if waiting == 0 || !time.Now().Before(deadline) {
+			rn.fixed.Store(int64(applied))
+			if waiting > 0 {
+				rn.log.Warn("caught-up events still waiting to be applied", "waiting", waiting)
+			}
+			return nil
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		if _, err := r.cfg.ApplyEvents(ctx); err != nil { // retries that came due
+			return fmt.Errorf("apply caught-up events: %w", err)
+		}
 	}
-	rn.fixed.Store(int64(n))
-	return nil
 }
+
+// settleTimeout bounds how long a catch-up run waits for its events to be
+// applied before it reports what was applied so far.
+const settleTimeout = time.Minute
 
 func (r *Reconciler) setCursorAge(now, cursor time.Time) {
 	if m := r.cfg.Metrics; m != nil {

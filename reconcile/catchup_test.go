@@ -266,3 +266,34 @@ func TestCatchUpEventPayloadDecodes(t *testing.T) {
 		}
 	}
 }
+
+// A running serve process wakes on NOTIFY and may apply the events a
+// `subsyncd reconcile` inserted before that command drains them itself:
+// fixed must still count every one of them, and only them.
+func TestCatchUpCountsEventsAppliedByAnotherProcess(t *testing.T) {
+	t.Parallel()
+	f := newRecFixture(t)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	clock := f.useClock(t0)
+	a := f.subscribe(t, "user_a", f.monthly)
+	b := f.subscribe(t, "user_b", f.annual)
+	missed := append(f.handledEvents(a), f.handledEvents(b)...)
+
+	other := reconcile.NewApplier(reconcile.ApplierConfig{Metrics: f.metrics}, f.db, f.client(t, stripeapi.Config{}), f.resolver)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { // the other process's workers, applying whatever is due
+		defer close(done)
+		for ctx.Err() == nil {
+			other.Drain(ctx)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	nothing := func(context.Context) (int, error) { return 0, nil } // this process claims none
+	rec := f.reconciler(t, reconcile.Config{Clock: clock.Now, ApplyEvents: nothing}, stripeapi.Config{})
+	rep := f.run(t, rec, reconcile.JobEvents, false)
+	if rep.Counts.Drifted != len(missed) || rep.Counts.Fixed != len(missed) {
+		t.Fatalf("counts %+v, want %d drifted and fixed", rep.Counts, len(missed))
+	}
+}

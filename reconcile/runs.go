@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -134,6 +135,9 @@ type run struct {
 	drifted  atomic.Int64
 	fixed    atomic.Int64
 	errors   atomic.Int64
+
+	mu       sync.Mutex
+	inserted []string // ids of the events this catch-up run inserted
 }
 
 func (rn *run) counts() db.RunCounts {
