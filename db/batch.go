@@ -32,11 +32,37 @@ func (d *DB) UpsertSubscriptions(ctx context.Context, rows []Subscription) ([]Up
 		if err := d.observe("lock_subscriptions", err); err != nil {
 			return fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
 		}
+		// Read every stored row of the batch in one statement rather than
+		// one per row: on a first sweep into an empty table this is a third
+		// of the round trips.
+		var stored []Subscription
+		err = tx.SelectContext(ctx, &stored, `SELECT `+subscriptionColumns+` FROM user_subscriptions
+			WHERE stripe_subscription_id = ANY($1) FOR UPDATE`, pq.Array(ids))
+		if err := d.observe("select_subscriptions", err); err != nil {
+			return fmt.Errorf("read %d subscriptions: %w", len(ids), err)
+		}
+		byID := make(map[string]Subscription, len(stored))
+		for _, s := range stored {
+			byID[s.StripeSubscriptionID] = s
+		}
 		t := &Tx{tx: tx, d: d}
+		written := make(map[string]bool, len(rows))
 		for i, r := range rows {
-			if out[i], err = t.Upsert(ctx, r); err != nil {
+			id := r.StripeSubscriptionID
+			if written[id] { // a second row for one id: read what the first wrote
+				out[i], err = t.Upsert(ctx, r)
+			} else {
+				old, ok := byID[id]
+				var getErr error
+				if !ok {
+					getErr = fmt.Errorf("subscription %s: %w", id, ErrNotFound)
+				}
+				out[i], err = t.upsert(ctx, r, old, getErr)
+			}
+			if err != nil {
 				return err
 			}
+			written[id] = true
 		}
 		return nil
 	})

@@ -154,8 +154,15 @@ func (t *Tx) FinishEvent(ctx context.Context, r EventResult) error {
 // the cache invalidation (when configured) and sends NOTIFY
 // subsync_subscription_changed, in this same transaction.
 func (t *Tx) Upsert(ctx context.Context, s Subscription) (UpsertResult, error) {
+	old, err := t.Get(ctx, s.StripeSubscriptionID)
+	return t.upsert(ctx, s, old, err)
+}
+
+// upsert is Upsert given the stored row as read under the lock (old, or
+// getErr wrapping ErrNotFound when there is none).
+func (t *Tx) upsert(ctx context.Context, s Subscription, old Subscription, getErr error) (UpsertResult, error) {
 	id := s.StripeSubscriptionID
-	old, err := t.Get(ctx, id)
+	err := getErr
 	switch {
 	case errors.Is(err, ErrNotFound):
 		if err := t.insert(ctx, s); err != nil {
