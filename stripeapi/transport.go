@@ -45,7 +45,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		resp, err := t.send(req, op, attempt)
-		if !retryable || attempt >= t.maxRetries || ctx.Err() != nil {
+		if cerr := ctx.Err(); cerr != nil && retryable && attempt < t.maxRetries {
+			// The caller gave up: whatever this attempt got, there is no retry.
+			if resp != nil {
+				resp.Body.Close()
+			}
+			return nil, cerr
+		}
+		if !retryable || attempt >= t.maxRetries {
 			if err != nil && attempt > 0 {
 				err = fmt.Errorf("after %d attempts: %w", attempt+1, err)
 			}
