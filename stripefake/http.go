@@ -168,3 +168,21 @@ func (s *Server) handleAccount(w http.ResponseWriter, _ *http.Request) {
 		Metadata: map[string]string{}, PayoutsEnabled: true, Type: "standard",
 	})
 }
+
+// serveGet answers a GET of one object by the {id} of the path: look runs
+// under the read lock and returns the body to send and whether the object
+// exists; a missing one is answered 404 resource_missing.
+func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, kind string, look func(id string) ([]byte, bool, error)) {
+	id := r.PathValue("id")
+	s.mu.RLock()
+	b, ok, err := look(id)
+	s.mu.RUnlock()
+	switch {
+	case !ok:
+		writeError(w, notFound(kind, id))
+	case err != nil:
+		writeError(w, err)
+	default:
+		writeRaw(w, http.StatusOK, b)
+	}
+}

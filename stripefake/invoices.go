@@ -97,23 +97,14 @@ func (s *Server) handleGetInvoice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	version := s.readVersion(r)
-	id := r.PathValue("id")
-	s.mu.RLock()
-	inv, ok := s.invoices.get(id)
-	var b []byte
-	var err error
-	if ok {
-		b, err = s.expandLocked(inv.json(), "", repeated(form, "expand"))
-	}
-	s.mu.RUnlock()
-	switch {
-	case !ok:
-		writeError(w, notFound("invoice", id))
-	case err != nil:
-		writeError(w, err)
-	default:
-		writeRaw(w, http.StatusOK, renderObject("invoice", b, version))
-	}
+	s.serveGet(w, r, "invoice", func(id string) ([]byte, bool, error) {
+		inv, ok := s.invoices.get(id)
+		if !ok {
+			return nil, false, nil
+		}
+		b, err := s.expandLocked(inv.json(), "", repeated(form, "expand"))
+		return renderObject("invoice", b, version), true, err
+	})
 }
 
 func (s *Server) handleListInvoices(w http.ResponseWriter, r *http.Request) {

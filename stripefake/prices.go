@@ -173,23 +173,14 @@ func (s *Server) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetProduct(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	s.mu.RLock()
-	p, ok := s.products.get(id)
-	var b []byte
-	var err error
-	if ok {
-		b, err = json.Marshal(p)
-	}
-	s.mu.RUnlock()
-	switch {
-	case !ok:
-		writeError(w, notFound("product", id))
-	case err != nil:
-		writeError(w, err)
-	default:
-		writeRaw(w, http.StatusOK, b)
-	}
+	s.serveGet(w, r, "product", func(id string) ([]byte, bool, error) {
+		p, ok := s.products.get(id)
+		if !ok {
+			return nil, false, nil
+		}
+		b, err := json.Marshal(p)
+		return b, true, err
+	})
 }
 
 func (s *Server) handleCreatePrice(w http.ResponseWriter, r *http.Request) {
@@ -244,23 +235,14 @@ func (s *Server) handleCreatePrice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetPrice(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	s.mu.RLock()
-	p, ok := s.prices.get(id)
-	var b []byte
-	var err error
-	if ok {
-		b, err = json.Marshal(p)
-	}
-	s.mu.RUnlock()
-	switch {
-	case !ok:
-		writeError(w, notFound("price", id))
-	case err != nil:
-		writeError(w, err)
-	default:
-		writeRaw(w, http.StatusOK, b)
-	}
+	s.serveGet(w, r, "price", func(id string) ([]byte, bool, error) {
+		p, ok := s.prices.get(id)
+		if !ok {
+			return nil, false, nil
+		}
+		b, err := json.Marshal(p)
+		return b, true, err
+	})
 }
 
 func (s *Server) handleListPrices(w http.ResponseWriter, r *http.Request) {

@@ -58,23 +58,14 @@ func (s *Server) handleGetSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	version := s.readVersion(r)
-	id := r.PathValue("id")
-	s.mu.RLock()
-	sub, ok := s.subs.get(id)
-	var b []byte
-	var err error
-	if ok {
-		b, err = s.expandLocked(sub.json(), "", repeated(form, "expand"))
-	}
-	s.mu.RUnlock()
-	switch {
-	case !ok:
-		writeError(w, notFound("subscription", id))
-	case err != nil:
-		writeError(w, err)
-	default:
-		writeRaw(w, http.StatusOK, renderObject("subscription", b, version))
-	}
+	s.serveGet(w, r, "subscription", func(id string) ([]byte, bool, error) {
+		sub, ok := s.subs.get(id)
+		if !ok {
+			return nil, false, nil
+		}
+		b, err := s.expandLocked(sub.json(), "", repeated(form, "expand"))
+		return renderObject("subscription", b, version), true, err
+	})
 }
 
 // parseSubUpdate reads the parameters of POST /v1/subscriptions/{id}.
