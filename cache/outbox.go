@@ -227,8 +227,8 @@ func (w *Worker) RunOnce(ctx context.Context) (Result, error) {
 	// is unavailable (a restart), marking is retried within Timeout, so that
 	// a short outage does not leave the batch to its lease.
 	err = errors.Join(
-		retryUnavailable(mctx, func(ctx context.Context) error { return w.store.MarkInvalidationsDone(ctx, done) }),
-		retryUnavailable(mctx, func(ctx context.Context) error { return w.store.MarkInvalidationsFailed(ctx, failures) }))
+		db.RetryUnavailable(mctx, func(ctx context.Context) error { return w.store.MarkInvalidationsDone(ctx, done) }),
+		db.RetryUnavailable(mctx, func(ctx context.Context) error { return w.store.MarkInvalidationsFailed(ctx, failures) }))
 
 	switch {
 	case res.Failed > 0 && res.Failed <= 3:
@@ -248,26 +248,6 @@ func (w *Worker) RunOnce(ctx context.Context) (Result, error) {
 		w.log.Info("cache invalidations delivered again", "delivered", res.Delivered)
 	}
 	return res, err
-}
-
-// retryUnavailable runs fn until it succeeds, fails with an error other
-// than db.ErrUnavailable, or ctx ends.
-func retryUnavailable(ctx context.Context, fn func(context.Context) error) error {
-	wait := 50 * time.Millisecond
-	for {
-		err := fn(ctx)
-		if err == nil || !errors.Is(err, db.ErrUnavailable) || ctx.Err() != nil {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		wait = min(2*wait, time.Second)
-	}
 }
 
 // deleteKeys deletes the distinct keys of rows in one pipeline and returns

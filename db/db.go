@@ -169,3 +169,25 @@ func (d *DB) inTx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) er
 	}
 	return d.observe(op+"_commit", tx.Commit())
 }
+
+// RetryUnavailable runs fn until it succeeds, fails with an error that is
+// not ErrUnavailable, or ctx ends, waiting 50 ms doubling to 1 s between
+// tries. Writers use it to record a result across a database restart
+// rather than leave the work to a lease.
+func RetryUnavailable(ctx context.Context, fn func(context.Context) error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := fn(ctx)
+		if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
+}

@@ -361,23 +361,9 @@ func (a *Applier) finishRetry(ctx context.Context, ev db.ClaimedEvent, subID str
 // batch's processing time, within the claim's lease) ends. A result that
 // cannot be written leaves the event claimed until its lease expires: after
 // a database restart, an event whose apply failed because of that restart
-// would wait out the whole lease (2m by default) before it is tried again.
+// would wait out the whole lease before it is tried again.
 func (a *Applier) record(ctx context.Context, r db.EventResult) error {
-	wait := 50 * time.Millisecond
-	for {
-		err := a.store.FinishEvent(ctx, r)
-		if err == nil || !errors.Is(err, db.ErrUnavailable) || ctx.Err() != nil {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		wait = min(2*wait, time.Second)
-	}
+	return db.RetryUnavailable(ctx, func(ctx context.Context) error { return a.store.FinishEvent(ctx, r) })
 }
 
 // backoff is the capped exponential delay before retry number attempts,
