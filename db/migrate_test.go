@@ -37,7 +37,7 @@ func TestSupabaseMigrationDoesNothingOnPlainPostgres(t *testing.T) {
 	// created by the test below.
 	pg := testenv.StartPostgres(t)
 	d := openMigrated(t, pg.URL())
-	for _, table := range []string{"user_subscriptions", "stripe_webhook_events"} {
+	for _, table := range db.Tables {
 		if rlsEnabled(t, d.X(), table) {
 			t.Errorf("row-level security enabled on %s without Supabase roles", table)
 		}
@@ -48,21 +48,12 @@ func TestSupabaseMigrationDoesNothingOnPlainPostgres(t *testing.T) {
 }
 
 func TestSupabaseMigrationProtectsRows(t *testing.T) {
-	pg := testenv.StartPostgres(t)
-	x := sqlx.MustConnect("postgres", pg.URL())
+	// Roles, auth functions and default privileges as on a Supabase project;
+	// subsyncd connects as the role owning the tables.
+	supa := testenv.StartSupabaseLike(t)
+	x := sqlx.MustConnect("postgres", supa.URL())
 	defer x.Close()
-	// What a Supabase project provides: the roles and auth.uid()/auth.jwt()
-	// reading the request's JWT claims from a setting.
-	x.MustExec(`
-		CREATE ROLE anon NOLOGIN; CREATE ROLE authenticated NOLOGIN; CREATE ROLE service_role NOLOGIN BYPASSRLS;
-		CREATE SCHEMA auth;
-		CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE AS
-			$$ SELECT coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb $$;
-		CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS
-			$$ SELECT nullif(auth.jwt() ->> 'sub', '')::uuid $$;
-		GRANT USAGE ON SCHEMA auth TO authenticated, service_role;
-		GRANT USAGE ON SCHEMA public TO authenticated, service_role;`)
-	d := openMigrated(t, pg.URL())
+	d := openMigrated(t, supa.OwnerURL())
 	for _, table := range []string{"user_subscriptions", "stripe_webhook_events"} {
 		if !rlsEnabled(t, d.X(), table) {
 			t.Fatalf("row-level security not enabled on %s", table)

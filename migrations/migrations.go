@@ -1,5 +1,10 @@
 // Package migrations holds the SQL migrations of subsyncd, embedded so the
 // binary carries its own schema. They are applied by the db package with goose.
+//
+// A migration that creates a table also closes it to Supabase's Data API
+// roles (anon, authenticated), as 00011_close_data_api.sql does, and the
+// table joins db.Tables; TestSupabaseTablesClosedToDataAPI fails on any
+// table those roles can reach.
 package migrations
 
 import "embed"

@@ -100,6 +100,7 @@ func checkDatabase(ctx context.Context, c *checker, cfg config) {
 	}
 	latest, _ := db.LatestMigration()
 	c.ok("database", "reachable, migrations applied (version %d)", latest)
+	checkDataAPI(ctx, c, d)
 }
 
 // checkStripeKey reports whether the key works; the other Stripe checks
