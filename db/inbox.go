@@ -62,8 +62,20 @@ func (d *DB) InsertEvent(ctx context.Context, ev NewEvent) (inserted bool, err e
 }
 
 // InsertEvents stores the events that are not stored yet, in one
-// statement, and returns the ids it inserted.
+// statement, and returns the ids it inserted. When it inserted any, it
+// then notifies InboxChannel (outside the inserting transaction), so the
+// appliers of every replica wake.
 func (d *DB) InsertEvents(ctx context.Context, evs []NewEvent) ([]string, error) {
+	ids, err := d.insertEvents(ctx, evs)
+	if err == nil && len(ids) > 0 {
+		d.notify(ctx, InboxChannel)
+	}
+	return ids, err
+}
+
+// insertEvents stores the events not stored yet in one statement (their
+// ids must differ) and returns the ids it inserted.
+func (d *DB) insertEvents(ctx context.Context, evs []NewEvent) ([]string, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}

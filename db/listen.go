@@ -8,8 +8,9 @@ import (
 	"github.com/lib/pq"
 )
 
-// InboxChannel is notified (by a trigger) whenever events are inserted into
-// stripe_webhook_events, so every replica's applier wakes at once.
+// InboxChannel is notified after events are stored in stripe_webhook_events
+// (by a Notifier for webhooks, by InsertEvents for catch-up), so every
+// replica's applier wakes at once.
 const InboxChannel = "subsync_inbox"
 
 // Listen calls fn for every notification on channel, and once after each

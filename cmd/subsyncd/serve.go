@@ -104,10 +104,16 @@ func (a *app) serve(ctx context.Context) error {
 	applier := reconcile.NewApplier(reconcile.ApplierConfig{
 		Mode: a.cfg.ApplyMode, Logger: log, Metrics: a.metrics,
 	}, a.db, a.stripe, a.resolve)
+	// Webhook events are stored in shared commits; the applier here wakes at
+	// once, other replicas through one coalesced NOTIFY sent outside them.
+	ingest := a.db.NewIngester(db.IngestConfig{})
+	defer ingest.Close()
+	inboxNotifier := a.db.NewNotifier(db.InboxChannel, 0)
 	hook, err := webhook.New(webhook.Config{
 		Secrets: a.cfg.WebhookSecrets, Tolerance: a.cfg.WebhookTolerance,
-		Logger: log, Metrics: a.metrics, Notify: applier.Notify,
-	}, a.db)
+		Logger: log, Metrics: a.metrics,
+		Notify: func() { applier.Notify(); inboxNotifier.Poke() },
+	}, ingest)
 	if err != nil {
 		return usageError{err}
 	}
@@ -148,6 +154,7 @@ func (a *app) serve(ctx context.Context) error {
 	defer stopWork()
 	var bg sync.WaitGroup
 	bg.Go(func() { applier.Run(workCtx, shutdownTimeout) })
+	bg.Go(func() { inboxNotifier.Run(workCtx) })
 	bg.Go(func() {
 		err := a.db.Listen(workCtx, db.InboxChannel, log, func(string) { applier.Notify() })
 		if err != nil {
@@ -181,6 +188,7 @@ func (a *app) serve(ctx context.Context) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("webhook listener shutdown", "err", err.Error())
 	}
+	ingest.Close() // every handler has returned: nothing more to store
 	sched.stop(sctx)
 	stopWork()
 	bg.Wait()

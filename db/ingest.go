@@ -1,0 +1,148 @@
+package db
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// IngestConfig configures an Ingester.
+type IngestConfig struct {
+	// MaxBatch bounds the events stored by one statement; default 64.
+	MaxBatch int
+	// Flushers is how many statements may be in flight at once; default 2.
+	// While one waits for its commit, the next batch gathers.
+	Flushers int
+}
+
+// Ingester stores webhook events for concurrent requests in shared
+// commits: each request hands its event over and waits, and a flusher
+// stores every event waiting at that moment with one multi-row INSERT … ON
+// CONFLICT DO NOTHING in one transaction. A request is answered only after
+// the commit that holds its row, so "stored durably before 200" holds while
+// one WAL flush serves many events. An idle ingester adds no delay: a lone
+// request is flushed at once.
+type Ingester struct {
+	d    *DB
+	cfg  IngestConfig
+	reqs chan *ingestReq
+
+	mu     sync.RWMutex // held for reading while sending to reqs
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type ingestReq struct {
+	ev   NewEvent
+	done chan ingestResult
+}
+
+type ingestResult struct {
+	inserted bool
+	err      error
+}
+
+// ErrIngesterClosed is returned for events handed to a closed Ingester.
+var ErrIngesterClosed = fmt.Errorf("event ingester closed: %w", ErrUnavailable)
+
+// NewIngester starts an Ingester's flushers; Close stops them.
+func (d *DB) NewIngester(cfg IngestConfig) *Ingester {
+	cfg.MaxBatch = cmp.Or(cfg.MaxBatch, 64)
+	cfg.Flushers = cmp.Or(cfg.Flushers, 2)
+	g := &Ingester{d: d, cfg: cfg, reqs: make(chan *ingestReq, cfg.MaxBatch*cfg.Flushers)}
+	for range cfg.Flushers {
+		g.wg.Go(g.flusher)
+	}
+	return g
+}
+
+// InsertEvent stores ev unless an event with its id is already stored, and
+// reports whether it stored it; the same contract as DB.InsertEvent. Of
+// several deliveries of one event in flight at once, exactly one is
+// reported inserted.
+func (g *Ingester) InsertEvent(ctx context.Context, ev NewEvent) (bool, error) {
+	req := &ingestReq{ev: ev, done: make(chan ingestResult, 1)}
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return false, ErrIngesterClosed
+	}
+	select {
+	case g.reqs <- req:
+		g.mu.RUnlock()
+	case <-ctx.Done():
+		g.mu.RUnlock()
+		return false, fmt.Errorf("insert event %s: %w", ev.ID, errors.Join(ErrUnavailable, ctx.Err()))
+	}
+	// Once handed over, the event may be stored whatever happens to ctx:
+	// wait for the answer so the caller never says "not stored" wrongly.
+	res := <-req.done
+	return res.inserted, res.err
+}
+
+// Close stores what was handed over, then stops the flushers.
+func (g *Ingester) Close() {
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		close(g.reqs)
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
+}
+
+func (g *Ingester) flusher() {
+	for first := range g.reqs {
+		batch := []*ingestReq{first}
+	gather:
+		for len(batch) < g.cfg.MaxBatch {
+			select {
+			case r, ok := <-g.reqs:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		g.flush(batch)
+	}
+}
+
+// flush stores a batch in one statement and answers every request in it.
+// When Postgres refuses the data of one event (ErrInvalidData), the whole
+// statement fails: each event is then stored on its own, so only the bad
+// one is refused.
+func (g *Ingester) flush(batch []*ingestReq) {
+	ctx := context.Background()
+	first := make(map[string]*ingestReq, len(batch)) // the request answered for each id
+	evs := make([]NewEvent, 0, len(batch))
+	for _, r := range batch {
+		if _, dup := first[r.ev.ID]; !dup {
+			first[r.ev.ID] = r
+			evs = append(evs, r.ev)
+		}
+	}
+	ids, err := g.d.insertEvents(ctx, evs)
+	if errors.Is(err, ErrInvalidData) && len(evs) > 1 {
+		for _, r := range batch {
+			if first[r.ev.ID] != r {
+				r.done <- ingestResult{}
+				continue
+			}
+			ok, err := g.d.InsertEvent(ctx, r.ev)
+			r.done <- ingestResult{inserted: ok, err: err}
+		}
+		return
+	}
+	stored := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		stored[id] = true
+	}
+	for _, r := range batch {
+		r.done <- ingestResult{inserted: err == nil && first[r.ev.ID] == r && stored[r.ev.ID], err: err}
+	}
+}

@@ -1,0 +1,133 @@
+package db_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/testenv"
+)
+
+func ingestEvent(id, payload string) db.NewEvent {
+	return db.NewEvent{
+		ID: id, Type: "customer.subscription.updated", Created: time.Now().UTC().Truncate(time.Second),
+		Source: db.SourceWebhook, Status: db.StatusPending, Payload: json.RawMessage(payload),
+	}
+}
+
+// Many requests at once, several delivering the same event: every event is
+// stored once, exactly one delivery of each is told "inserted", and an
+// event Postgres refuses (a NUL in jsonb) fails alone, without its
+// neighbours in the same statement.
+func TestIngesterSharesCommitsAndAnswersEachRequest(t *testing.T) {
+	t.Parallel()
+	d := openMigrated(t, testenv.DatabaseURL(t))
+	g := d.NewIngester(db.IngestConfig{MaxBatch: 16, Flushers: 2})
+	defer g.Close()
+	const events, copies = 60, 3
+	type answer struct {
+		id       string
+		inserted bool
+		err      error
+	}
+	answers := make(chan answer, events*copies+1)
+	var wg sync.WaitGroup
+	for i := range events {
+		for range copies {
+			wg.Go(func() {
+				id := fmt.Sprintf("evt_ingest_%d", i)
+				ok, err := g.InsertEvent(context.Background(), ingestEvent(id, `{"n":1}`))
+				answers <- answer{id, ok, err}
+			})
+		}
+	}
+	wg.Go(func() {
+		ok, err := g.InsertEvent(context.Background(), ingestEvent("evt_ingest_bad", `{"s":"a\u0000b"}`))
+		answers <- answer{"evt_ingest_bad", ok, err}
+	})
+	wg.Wait()
+	close(answers)
+	inserted := map[string]int{}
+	for a := range answers {
+		switch {
+		case a.id == "evt_ingest_bad":
+			if !errors.Is(a.err, db.ErrInvalidData) || a.inserted {
+				t.Errorf("the event with a NUL: inserted %v, err %v; want ErrInvalidData", a.inserted, a.err)
+			}
+		case a.err != nil:
+			t.Errorf("%s: %v", a.id, a.err)
+		case a.inserted:
+			inserted[a.id]++
+		}
+	}
+	for i := range events {
+		if id := fmt.Sprintf("evt_ingest_%d", i); inserted[id] != 1 {
+			t.Errorf("%s reported inserted %d times, want once", id, inserted[id])
+		}
+	}
+	var stored int
+	if err := d.X().Get(&stored, `SELECT count(*) FROM stripe_webhook_events WHERE id LIKE 'evt_ingest_%'`); err != nil {
+		t.Fatal(err)
+	}
+	if stored != events {
+		t.Fatalf("%d rows stored, want %d", stored, events)
+	}
+}
+
+func TestIngesterClosedRefusesAsUnavailable(t *testing.T) {
+	t.Parallel()
+	d := openMigrated(t, testenv.DatabaseURL(t))
+	g := d.NewIngester(db.IngestConfig{})
+	g.Close()
+	if _, err := g.InsertEvent(context.Background(), ingestEvent("evt_closed", `{}`)); !errors.Is(err, db.ErrUnavailable) {
+		t.Fatalf("insert after Close: %v, want ErrUnavailable", err)
+	}
+}
+
+// Storing events sends no NOTIFY from the inserting transaction; a
+// Notifier poked many times in a short while sends one.
+func TestNotifierCoalescesAndInsertsDoNotNotify(t *testing.T) {
+	t.Parallel()
+	url := testenv.DatabaseURL(t)
+	d := openMigrated(t, url)
+	l := pq.NewListener(url, time.Millisecond, time.Second, nil)
+	defer l.Close()
+	if err := l.Listen(db.InboxChannel); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.InsertEvent(context.Background(), ingestEvent("evt_quiet", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	count := func(within time.Duration) int {
+		n := 0
+		deadline := time.After(within)
+		for {
+			select {
+			case <-l.Notify:
+				n++
+			case <-deadline:
+				return n
+			}
+		}
+	}
+	if n := count(300 * time.Millisecond); n != 0 {
+		t.Fatalf("%d notifications after a webhook insert, want none", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nt := d.NewNotifier(db.InboxChannel, time.Hour)
+	go nt.Run(ctx)
+	for range 50 {
+		nt.Poke()
+	}
+	if n := count(500 * time.Millisecond); n != 1 {
+		t.Fatalf("%d notifications for 50 pokes within the interval, want 1", n)
+	}
+}

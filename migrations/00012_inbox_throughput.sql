@@ -1,0 +1,35 @@
+-- +goose NO TRANSACTION
+-- +goose Up
+-- Webhook inserts no longer notify from their own transaction: a NOTIFY
+-- serialises the commits of every transaction that sends one. The daemon
+-- sends a coalesced NOTIFY subsync_inbox of its own instead.
+DROP TRIGGER IF EXISTS stripe_webhook_events_notify ON stripe_webhook_events;
+DROP FUNCTION IF EXISTS subsync_notify_inbox();
+
+-- The claim's index: the same filter and the same order as the claim, so a
+-- claim reads the rows it takes and no others, however long the backlog.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS stripe_webhook_events_claim_idx
+    ON stripe_webhook_events (next_attempt_at, stripe_created_at, id)
+    WHERE status IN ('pending', 'failed');
+DROP INDEX CONCURRENTLY IF EXISTS stripe_webhook_events_due_idx;
+
+-- Keep the payload out of the row: finishing an event rewrites its row,
+-- and a small row makes that rewrite (and its WAL) small.
+ALTER TABLE stripe_webhook_events SET (toast_tuple_target = 128);
+
+-- +goose Down
+ALTER TABLE stripe_webhook_events RESET (toast_tuple_target);
+CREATE INDEX CONCURRENTLY IF NOT EXISTS stripe_webhook_events_due_idx
+    ON stripe_webhook_events (next_attempt_at, stripe_created_at) WHERE status IN ('pending', 'failed');
+DROP INDEX CONCURRENTLY IF EXISTS stripe_webhook_events_claim_idx;
+-- +goose StatementBegin
+CREATE FUNCTION subsync_notify_inbox() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('subsync_inbox', '');
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER stripe_webhook_events_notify
+    AFTER INSERT ON stripe_webhook_events
+    FOR EACH STATEMENT EXECUTE FUNCTION subsync_notify_inbox();
