@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/internal/testenv"
@@ -17,13 +16,13 @@ import (
 	"github.com/subsync/subsync/stripefake"
 )
 
-// TestApplierRecordsFailureAfterDatabaseRestart: Postgres crashes while an
-// event is being applied and is back a moment later. The failure must be
-// recorded once the database answers again, so the event is retried after
-// its backoff, not after its claim's lease (found by the chaos scenario: an
-// event whose apply failed because of a restart waited out the 2m lease,
-// its row stale meanwhile).
-func TestApplierRecordsFailureAfterDatabaseRestart(t *testing.T) {
+// TestApplierBatchSurvivesDatabaseRestart: Postgres crashes while a batch
+// waits for Stripe and is back a moment later. The batch's transaction is
+// gone with the crash, so its event is due again at once, as if never
+// claimed: no lease or backoff to wait out (the chaos scenario once found
+// an event whose apply failed in a restart waiting out a 2m lease, its row
+// stale meanwhile), and the next run applies it.
+func TestApplierBatchSurvivesDatabaseRestart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pg := testenv.StartPostgres(t)
@@ -74,10 +73,8 @@ func TestApplierRecordsFailureAfterDatabaseRestart(t *testing.T) {
 		}
 	}
 
-	// A lease far longer than the test: only a recorded failure makes the
-	// event due again.
 	a := reconcile.NewApplier(reconcile.ApplierConfig{
-		Mode: reconcile.ModeRefetch, Metrics: m, Lease: time.Hour, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		Mode: reconcile.ModeRefetch, Metrics: m, MinBackoff: time.Hour, MaxBackoff: time.Hour,
 	}, d, client, &reconcile.Resolver{Plans: plans, Customers: client})
 
 	fake.SetFaults(stripefake.Faults{Latency: 2 * time.Second}) // the refetch hangs while Postgres dies
@@ -86,37 +83,34 @@ func TestApplierRecordsFailureAfterDatabaseRestart(t *testing.T) {
 		_, err := a.RunOnce(ctx, time.Minute)
 		done <- err
 	}()
-	waitUntil(t, "the event is claimed", func() bool {
-		ev, err := d.GetEvent(ctx, evID)
-		return err == nil && ev.Attempts == 1
+	waitUntil(t, "the batch holds the subscription's lock", func() bool {
+		var n int
+		return d.X().Get(&n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`) == nil && n == 1
 	})
 	pg.Kill(t)
-	waitUntil(t, "recording the failure fails", func() bool {
-		return testutil.ToFloat64(m.DBErrors.WithLabelValues("finish_event")) > 0
-	})
 	pg.Start(t)
-	fake.SetFaults(stripefake.Faults{})
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("RunOnce: %v", err)
+		if err == nil {
+			t.Fatal("RunOnce reported success for a batch whose database crashed under it")
 		}
 	case <-time.After(time.Minute):
-		t.Fatal("RunOnce did not return after the database came back")
+		t.Fatal("RunOnce did not return after the database crashed")
 	}
+	fake.SetFaults(stripefake.Faults{})
 
 	ev, err := d.GetEvent(ctx, evID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.Status != db.StatusFailed {
-		t.Fatalf("event is %s after the restart, want failed (recorded, due after its backoff)", ev.Status)
+	if ev.Status != db.StatusPending || ev.Attempts != 0 {
+		t.Fatalf("event is %s after %d attempts after the crash, want pending and untried", ev.Status, ev.Attempts)
 	}
 	if n, err := a.Drain(ctx); err != nil || n != 1 {
-		t.Fatalf("drain after the restart applied %d events (err %v), want the event retried at once", n, err)
+		t.Fatalf("drain after the restart applied %d events (err %v), want the event at once", n, err)
 	}
-	if ev, _ := d.GetEvent(ctx, evID); ev.Status != db.StatusApplied {
-		t.Fatalf("event is %s after the retry, want applied", ev.Status)
+	if ev, _ := d.GetEvent(ctx, evID); ev.Status != db.StatusApplied || ev.Attempts != 1 {
+		t.Fatalf("event is %s after %d attempts, want applied after 1", ev.Status, ev.Attempts)
 	}
 	row, err := d.GetSubscription(ctx, sub.ID)
 	if err != nil || row.Status != string(sub.Status) || row.UserID == nil || *row.UserID != "user-1" {

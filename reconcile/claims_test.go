@@ -13,13 +13,12 @@ import (
 	"github.com/subsync/subsync/stripefake"
 )
 
-// TestApplierRenewsItsClaimWhileProcessing: a live worker keeps its claim
-// however long processing takes, so the lease can be short and the claims
-// of a worker that dies come back quickly (found by the chaos scenario: the
-// events a SIGKILLed daemon had claimed waited out a 2-minute lease, their
-// rows stale meanwhile). Here Stripe answers after four leases; another
-// worker polling all along must never take the event over.
-func TestApplierRenewsItsClaimWhileProcessing(t *testing.T) {
+// TestApplierHoldsItsClaimWhileProcessing: a live worker keeps its claim
+// however long Stripe makes it wait: another worker polling all along never
+// takes the event over. When the worker's connection dies (a SIGKILLed or
+// lost replica), its claim ends with it and the event is claimed at once by
+// the other, with no lease to wait out.
+func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d, err := db.Open(ctx, db.Config{URL: testenv.DatabaseURL(t)})
@@ -65,7 +64,7 @@ func TestApplierRenewsItsClaimWhileProcessing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return reconcile.NewApplier(reconcile.ApplierConfig{Lease: 300 * time.Millisecond},
+		return reconcile.NewApplier(reconcile.ApplierConfig{},
 			d, client, &reconcile.Resolver{Plans: plans, Customers: client})
 	}
 	slow, other := newApplier(), newApplier()
@@ -76,11 +75,11 @@ func TestApplierRenewsItsClaimWhileProcessing(t *testing.T) {
 		_, err := slow.RunOnce(ctx, time.Minute)
 		done <- err
 	}()
-	waitUntil(t, "the event is claimed", func() bool {
-		ev, err := d.GetEvent(ctx, evID)
-		return err == nil && ev.Attempts == 1
-	})
-	claimedAt := time.Now()
+	held := func() bool {
+		var n int
+		return d.X().Get(&n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`) == nil && n == 1
+	}
+	waitUntil(t, "the event is claimed", held)
 	polls := 0
 	for finished := false; !finished; {
 		select {
@@ -95,8 +94,7 @@ func TestApplierRenewsItsClaimWhileProcessing(t *testing.T) {
 				t.Fatal(err)
 			}
 			if n != 0 {
-				t.Fatalf("another worker claimed the event %s after a 300 ms lease a live worker renews began",
-					time.Since(claimedAt).Round(time.Millisecond))
+				t.Fatal("another worker claimed the event while the first was applying it")
 			}
 			polls++
 		}
@@ -110,5 +108,28 @@ func TestApplierRenewsItsClaimWhileProcessing(t *testing.T) {
 	}
 	if polls < 10 {
 		t.Fatalf("only %d polls while the worker processed; Stripe latency not in force?", polls)
+	}
+
+	// The worker's connection dies mid-batch: the other takes over at once.
+	if _, err := d.X().Exec(`UPDATE stripe_webhook_events SET status = 'pending', processed_at = NULL WHERE id = $1`, evID); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, err := slow.RunOnce(ctx, time.Minute)
+		done <- err
+	}()
+	waitUntil(t, "the event is claimed again", held)
+	if _, err := d.X().Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the worker whose connection died reported success")
+	}
+	fake.SetFaults(stripefake.Faults{})
+	if n, err := other.RunOnce(ctx, time.Minute); err != nil || n != 1 {
+		t.Fatalf("the other worker claimed %d events (err %v) right after the first died, want 1", n, err)
+	}
+	if ev, _ := d.GetEvent(ctx, evID); ev.Status != db.StatusApplied || ev.Attempts != 2 {
+		t.Fatalf("event %s after %d attempts, want applied after 2", ev.Status, ev.Attempts)
 	}
 }

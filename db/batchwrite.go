@@ -1,0 +1,192 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// BatchWrite is everything one applying transaction writes, in one
+// statement: the final row of each subscription (see Fold), the users whose
+// features changed (an outbox row each when a cache key template is set,
+// and a notification on ChangeChannel each), and the results of the inbox
+// events the transaction claimed.
+type BatchWrite struct {
+	Rows    []Subscription
+	Changes []Change
+	Events  []EventResult
+}
+
+// subscriptionRow is a Subscription as the write statement reads it.
+type subscriptionRow struct {
+	ID                 string     `json:"stripe_subscription_id"`
+	UserID             *string    `json:"user_id"`
+	CustomerID         string     `json:"stripe_customer_id"`
+	PriceID            *string    `json:"stripe_price_id"`
+	PlanID             *string    `json:"plan_id"`
+	BillingPeriod      string     `json:"billing_period"`
+	Status             string     `json:"status"`
+	CurrentPeriodStart *time.Time `json:"current_period_start"`
+	CurrentPeriodEnd   *time.Time `json:"current_period_end"`
+	CancelAtPeriodEnd  bool       `json:"cancel_at_period_end"`
+	CanceledAt         *time.Time `json:"canceled_at"`
+	StripeStateAt      time.Time  `json:"stripe_state_at"`
+}
+
+type outboxRow struct {
+	UserID         string `json:"user_id"`
+	CacheKey       string `json:"cache_key"`
+	SubscriptionID string `json:"subscription_id"`
+}
+
+type eventRow struct {
+	ID             string     `json:"id"`
+	Status         string     `json:"status"`
+	Error          string     `json:"error"`
+	RetryAt        *time.Time `json:"retry_at"`
+	SubscriptionID string     `json:"subscription_id"`
+}
+
+// writeBatchSQL writes a BatchWrite in one round trip. The upsert keeps the
+// guard (an older Stripe state never overwrites a newer one) even though
+// the rows were folded under the subscriptions' locks; updated_at moves only
+// when a tracked field changed. Each event counts one more attempt. The
+// notifications are sent by the same statement, so the transaction takes
+// the commit-time NOTIFY lock once, however many changes it holds.
+const writeBatchSQL = `
+WITH upserted AS (
+    INSERT INTO user_subscriptions AS s (stripe_subscription_id, user_id, stripe_customer_id, stripe_price_id,
+        plan_id, billing_period, status, current_period_start, current_period_end, cancel_at_period_end,
+        canceled_at, stripe_state_at)
+    SELECT r.stripe_subscription_id, r.user_id, r.stripe_customer_id, r.stripe_price_id, r.plan_id,
+        r.billing_period, r.status, r.current_period_start, r.current_period_end, r.cancel_at_period_end,
+        r.canceled_at, r.stripe_state_at
+    FROM jsonb_to_recordset($1::jsonb) AS r(stripe_subscription_id text, user_id text, stripe_customer_id text,
+        stripe_price_id text, plan_id text, billing_period text, status text, current_period_start timestamptz,
+        current_period_end timestamptz, cancel_at_period_end boolean, canceled_at timestamptz,
+        stripe_state_at timestamptz)
+    ON CONFLICT (stripe_subscription_id) DO UPDATE SET
+        user_id = EXCLUDED.user_id, stripe_customer_id = EXCLUDED.stripe_customer_id,
+        stripe_price_id = EXCLUDED.stripe_price_id, plan_id = EXCLUDED.plan_id,
+        billing_period = EXCLUDED.billing_period, status = EXCLUDED.status,
+        current_period_start = EXCLUDED.current_period_start, current_period_end = EXCLUDED.current_period_end,
+        cancel_at_period_end = EXCLUDED.cancel_at_period_end, canceled_at = EXCLUDED.canceled_at,
+        stripe_state_at = EXCLUDED.stripe_state_at,
+        updated_at = CASE WHEN (s.user_id, s.stripe_customer_id, s.stripe_price_id, s.plan_id, s.billing_period,
+                s.status, s.current_period_start, s.current_period_end, s.cancel_at_period_end, s.canceled_at)
+            IS DISTINCT FROM (EXCLUDED.user_id, EXCLUDED.stripe_customer_id, EXCLUDED.stripe_price_id,
+                EXCLUDED.plan_id, EXCLUDED.billing_period, EXCLUDED.status, EXCLUDED.current_period_start,
+                EXCLUDED.current_period_end, EXCLUDED.cancel_at_period_end, EXCLUDED.canceled_at)
+            THEN now() ELSE s.updated_at END
+    WHERE s.stripe_state_at <= EXCLUDED.stripe_state_at
+    RETURNING 1
+), queued AS (
+    INSERT INTO cache_invalidations (user_id, cache_key, subscription_id)
+    SELECT o.user_id, o.cache_key, o.subscription_id
+    FROM jsonb_to_recordset($2::jsonb) AS o(user_id text, cache_key text, subscription_id text)
+    RETURNING 1
+), finished AS (
+    UPDATE stripe_webhook_events e SET
+        status = u.status,
+        last_error = NULLIF(u.error, ''),
+        attempts = e.attempts + 1,
+        processed_at = CASE WHEN u.status IN ('applied', 'ignored', 'dead') THEN now() ELSE e.processed_at END,
+        next_attempt_at = CASE WHEN u.status IN ('applied', 'ignored', 'dead') THEN now()
+            ELSE COALESCE(u.retry_at, e.next_attempt_at) END,
+        subscription_id = COALESCE(e.subscription_id, NULLIF(u.subscription_id, ''))
+    FROM jsonb_to_recordset($3::jsonb) AS u(id text, status text, error text, retry_at timestamptz, subscription_id text)
+    WHERE e.id = u.id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM upserted) AS upserted, (SELECT count(*) FROM queued) AS queued,
+    (SELECT count(*) FROM finished) AS finished,
+    (SELECT count(pg_notify($4, n)) FROM unnest($5::text[]) AS n) AS notified`
+
+// writeBatch runs writeBatchSQL for w in tx.
+func (d *DB) writeBatch(ctx context.Context, tx *sqlx.Tx, w BatchWrite) error {
+	if len(w.Rows) == 0 && len(w.Changes) == 0 && len(w.Events) == 0 {
+		return nil
+	}
+	rows := make([]subscriptionRow, len(w.Rows))
+	for i, s := range w.Rows {
+		rows[i] = subscriptionRow{
+			ID: s.StripeSubscriptionID, UserID: s.UserID, CustomerID: s.StripeCustomerID, PriceID: s.StripePriceID,
+			PlanID: s.PlanID, BillingPeriod: s.BillingPeriod, Status: s.Status,
+			CurrentPeriodStart: s.CurrentPeriodStart, CurrentPeriodEnd: s.CurrentPeriodEnd,
+			CancelAtPeriodEnd: s.CancelAtPeriodEnd, CanceledAt: s.CanceledAt, StripeStateAt: s.StripeStateAt,
+		}
+	}
+	outbox := []outboxRow{}
+	notes := make([]string, 0, len(w.Changes))
+	for _, c := range w.Changes {
+		if d.cacheKey != "" {
+			outbox = append(outbox, outboxRow{UserID: c.UserID, SubscriptionID: c.SubscriptionID,
+				CacheKey: strings.ReplaceAll(d.cacheKey, "{user_id}", c.UserID)})
+		}
+		p, err := json.Marshal(ChangeNotification{UserID: c.UserID, SubscriptionID: c.SubscriptionID})
+		if err != nil {
+			return err
+		}
+		notes = append(notes, string(p))
+	}
+	events := make([]eventRow, len(w.Events))
+	for i, r := range w.Events {
+		events[i] = eventRow{ID: r.ID, Status: r.Status, Error: truncate(r.Error, 2000), SubscriptionID: r.SubscriptionID}
+		if !r.RetryAt.IsZero() {
+			events[i].RetryAt = &r.RetryAt
+		}
+	}
+	args := make([][]byte, 3)
+	for i, v := range []any{rows, outbox, events} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		args[i] = b
+	}
+	var n struct {
+		Upserted int `db:"upserted"`
+		Queued   int `db:"queued"`
+		Finished int `db:"finished"`
+		Notified int `db:"notified"`
+	}
+	err := tx.GetContext(ctx, &n, writeBatchSQL, string(args[0]), string(args[1]), string(args[2]),
+		ChangeChannel, pq.Array(notes))
+	if err := d.observe("write_batch", err); err != nil {
+		return fmt.Errorf("write %d subscriptions and %d event results: %w", len(w.Rows), len(w.Events), err)
+	}
+	return nil
+}
+
+// lockSubscriptions takes the advisory locks of ids in sorted order (so
+// two batches never deadlock; every writer of a subscription takes the
+// same lock) and returns their stored rows, read after the locks are held.
+func (d *DB) lockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]Subscription, error) {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(id, 7071))
+		FROM (SELECT id FROM unnest($1::text[]) AS u(id) ORDER BY id) AS sorted`, pq.Array(ids))
+	if err := d.observe("lock_subscriptions", err); err != nil {
+		return nil, fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
+	}
+	// A statement of its own, so that its snapshot, taken after the locks,
+	// sees every write committed by the writers it waited for.
+	var stored []Subscription
+	err = tx.SelectContext(ctx, &stored, `SELECT `+subscriptionColumns+` FROM user_subscriptions
+		WHERE stripe_subscription_id = ANY($1) FOR UPDATE`, pq.Array(ids))
+	if err := d.observe("select_subscriptions", err); err != nil {
+		return nil, fmt.Errorf("read %d subscriptions: %w", len(ids), err)
+	}
+	out := make(map[string]Subscription, len(stored))
+	for _, s := range stored {
+		out[s.StripeSubscriptionID] = s
+	}
+	return out, nil
+}

@@ -1,0 +1,95 @@
+package db
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Batch is a transaction that holds a claimed batch of inbox events: their
+// rows stay locked (FOR UPDATE) until it commits or rolls back, so other
+// workers and replicas skip them (SKIP LOCKED), and a worker that dies
+// mid-batch loses nothing: its transaction rolls back and the events are
+// due again at once. An event row is written twice in its life: when it is
+// stored and when its result is, in the same commit as the rows it caused.
+//
+// The transaction commits without waiting for its WAL flush
+// (synchronous_commit off): what it writes is derived from events already
+// stored durably, so a crash that loses its commit leaves them pending, and
+// they are applied again.
+type Batch struct {
+	d  *DB
+	tx *sqlx.Tx
+}
+
+const claimColumns = `id, type, api_version, stripe_created_at, source, attempts, subscription_id, received_at, payload`
+
+// ClaimBatch begins a Batch holding up to limit due events (pending, or
+// failed and due for a retry), in due order, then created order. It returns
+// a nil Batch when none is due.
+func (d *DB) ClaimBatch(ctx context.Context, limit int) (*Batch, []ClaimedEvent, error) {
+	return d.claim(ctx, `SELECT `+claimColumns+` FROM stripe_webhook_events
+		WHERE status IN ('pending', 'failed') AND next_attempt_at <= now()
+		ORDER BY next_attempt_at, stripe_created_at, id
+		LIMIT $1
+		FOR UPDATE SKIP LOCKED`, limit)
+}
+
+// ClaimEventIDs begins a Batch holding those of ids that are still pending
+// or failed and not held by another batch, whether due or not.
+func (d *DB) ClaimEventIDs(ctx context.Context, ids []string) (*Batch, []ClaimedEvent, error) {
+	return d.claim(ctx, `SELECT `+claimColumns+` FROM stripe_webhook_events
+		WHERE id = ANY($1) AND status IN ('pending', 'failed')
+		ORDER BY stripe_created_at, id
+		FOR UPDATE SKIP LOCKED`, pq.Array(ids))
+}
+
+func (d *DB) claim(ctx context.Context, query string, arg any) (*Batch, []ClaimedEvent, error) {
+	tx, err := d.x.BeginTxx(ctx, nil)
+	if err := d.observe("claim_events", err); err != nil {
+		return nil, nil, fmt.Errorf("claim events: begin: %w", err)
+	}
+	var evs []ClaimedEvent
+	_, err = tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`)
+	if err == nil {
+		err = tx.SelectContext(ctx, &evs, query, arg)
+	}
+	if err := d.observe("claim_events", err); err != nil {
+		_ = tx.Rollback()
+		return nil, nil, fmt.Errorf("claim events: %w", err)
+	}
+	if len(evs) == 0 {
+		_ = tx.Rollback()
+		return nil, nil, nil
+	}
+	return &Batch{d: d, tx: tx}, evs, nil
+}
+
+// Lock takes the advisory locks of the subscriptions ids, in sorted order,
+// and returns their stored rows, read once the locks are held. Every writer
+// of a subscription takes its lock, so a state fetched from Stripe after
+// Lock is not older than anything written before.
+func (b *Batch) Lock(ctx context.Context, ids []string) (map[string]Subscription, error) {
+	if len(ids) == 0 {
+		return map[string]Subscription{}, nil
+	}
+	return b.d.lockSubscriptions(ctx, b.tx, ids)
+}
+
+// Write writes w (rows, outbox, notifications and the events' results) in
+// one statement.
+func (b *Batch) Write(ctx context.Context, w BatchWrite) error {
+	return b.d.writeBatch(ctx, b.tx, w)
+}
+
+// Commit commits the batch.
+func (b *Batch) Commit() error {
+	return b.d.observe("apply_batch_commit", b.tx.Commit())
+}
+
+// Rollback abandons the batch: its events are due again, as they were.
+func (b *Batch) Rollback() {
+	_ = b.tx.Rollback()
+}

@@ -1,0 +1,245 @@
+package reconcile
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/subsync/subsync/db"
+)
+
+// RunOnce claims one batch and applies it; it returns how many events it
+// claimed. Once claimed, the batch is finished even if ctx ends meanwhile,
+// for up to drain (default ApplierConfig.Drain): a batch given up rolls
+// back and its events are due again at once.
+func (a *Applier) RunOnce(ctx context.Context, drain time.Duration) (int, error) {
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(drain, a.cfg.Drain))
+	defer cancel()
+	b, evs, err := a.store.ClaimBatch(pctx, a.cfg.BatchSize)
+	if err != nil || b == nil {
+		return 0, err
+	}
+	return len(evs), a.apply(pctx, b, evs, false)
+}
+
+// Drain processes due events until none is left, for the CLI and tests.
+func (a *Applier) Drain(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := a.RunOnce(ctx, 0)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}
+
+// outcome is how one group of a batch ended.
+type outcome struct {
+	folded db.Folded
+	label  string // applied or stale, for a group written
+	err    error  // the group was not written
+}
+
+// apply applies a claimed batch in its transaction: lock the batch's
+// subscriptions, compute every group's rows (fetching concurrently in
+// refetch mode), fold them into the stored rows, write everything in one
+// statement and commit. When Postgres refuses the write (a value it cannot
+// store, say), the batch rolls back and each group is applied again in a
+// batch of its own, so one bad event does not hold its neighbours back;
+// alone says this is such a batch, whose refusal is recorded as the
+// events' failure.
+func (a *Applier) apply(ctx context.Context, b *db.Batch, evs []db.ClaimedEvent, alone bool) error {
+	start := a.cfg.Clock()
+	groups := groupBySubscription(evs)
+	var ids []string
+	for _, g := range groups {
+		if g.subID != "" && g.bad == nil {
+			ids = append(ids, g.subID)
+		}
+	}
+	stored, err := b.Lock(ctx, ids)
+	if err != nil {
+		b.Rollback()
+		return err
+	}
+	outs := a.computeAll(ctx, groups, stored)
+	var w db.BatchWrite
+	for i, g := range groups {
+		o := outs[i]
+		if o.err == nil && o.folded.Row != nil {
+			w.Rows = append(w.Rows, *o.folded.Row)
+		}
+		w.Changes = append(w.Changes, o.folded.Changes...)
+		w.Events = append(w.Events, a.results(g, o)...)
+	}
+	if err := b.Write(ctx, w); err != nil {
+		b.Rollback()
+		switch {
+		case errors.Is(err, db.ErrUnavailable) || ctx.Err() != nil:
+			return err
+		case !alone:
+			a.log.Warn("batch refused, applying its subscriptions one by one", "events", len(evs), "err", err.Error())
+			return a.isolate(ctx, groups)
+		default:
+			return a.recordFailure(ctx, evs, err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	if a.cfg.Metrics != nil {
+		a.cfg.Metrics.EventApplyDuration.Observe(a.cfg.Clock().Sub(start).Seconds())
+	}
+	for i, g := range groups {
+		a.report(g, outs[i])
+	}
+	return nil
+}
+
+// computeAll computes every group's outcome against the stored rows; the
+// groups that fetch from Stripe run concurrently, up to Fetches at once (the
+// Stripe client's limiter paces them).
+func (a *Applier) computeAll(ctx context.Context, groups []group, stored map[string]db.Subscription) []outcome {
+	outs := make([]outcome, len(groups))
+	sem := make(chan struct{}, a.cfg.Fetches)
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		var cur *db.Subscription
+		if s, ok := stored[g.subID]; ok {
+			cur = &s
+		}
+		if !a.refetches(g) {
+			outs[i] = a.compute(ctx, g, cur)
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			outs[i] = a.compute(ctx, g, cur)
+		})
+	}
+	wg.Wait()
+	return outs
+}
+
+// compute is one group's outcome: its desired rows folded into cur.
+func (a *Applier) compute(ctx context.Context, g group, cur *db.Subscription) outcome {
+	if g.bad != nil {
+		return outcome{err: permanent{g.bad}}
+	}
+	if g.subID == "" {
+		return outcome{err: permanent{errors.New("event has no subscription")}}
+	}
+	rows, err := a.desiredRows(ctx, g, cur != nil && cur.UserID != nil)
+	if err != nil {
+		return outcome{err: err}
+	}
+	o := outcome{folded: db.Fold(cur, rows), label: "stale"}
+	for _, r := range o.folded.Results {
+		if !r.Stale {
+			o.label = "applied"
+		}
+	}
+	return o
+}
+
+// results are the inbox results of a group's events.
+func (a *Applier) results(g group, o outcome) []db.EventResult {
+	out := make([]db.EventResult, 0, len(g.evs))
+	var p permanent
+	for _, ev := range g.evs {
+		r := db.EventResult{ID: ev.ID, Status: db.StatusApplied, SubscriptionID: g.subID}
+		switch {
+		case o.err == nil:
+		case errors.As(o.err, &p):
+			r.Status, r.Error = db.StatusIgnored, o.err.Error()
+		case ev.Attempts+1 >= a.cfg.MaxAttempts:
+			r.Status, r.Error = db.StatusDead, o.err.Error()
+		default:
+			r.Status, r.Error = db.StatusFailed, o.err.Error()
+			r.RetryAt = a.cfg.Clock().Add(a.backoff(ev.Attempts + 1))
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// isolate applies each group in a batch of its own.
+func (a *Applier) isolate(ctx context.Context, groups []group) error {
+	var errs []error
+	for _, g := range groups {
+		b, evs, err := a.store.ClaimEventIDs(ctx, eventIDs(g.evs))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if b == nil {
+			continue // finished or held elsewhere meanwhile
+		}
+		errs = append(errs, a.apply(ctx, b, evs, true))
+	}
+	return errors.Join(errs...)
+}
+
+// recordFailure records that Postgres refused what evs caused: each event
+// counts an attempt and is retried after its backoff, or is dead.
+func (a *Applier) recordFailure(ctx context.Context, evs []db.ClaimedEvent, cause error) error {
+	b, evs, err := a.store.ClaimEventIDs(ctx, eventIDs(evs))
+	if err != nil || b == nil {
+		return err
+	}
+	g := group{evs: evs}
+	if len(evs) > 0 {
+		g.subID = evs[0].SubscriptionID.String
+	}
+	o := outcome{err: fmt.Errorf("write refused: %w", cause)}
+	if err := b.Write(ctx, db.BatchWrite{Events: a.results(g, o)}); err != nil {
+		b.Rollback()
+		return err
+	}
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	a.report(g, o)
+	return nil
+}
+
+func eventIDs(evs []db.ClaimedEvent) []string {
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.ID
+	}
+	return ids
+}
+
+// report counts and logs a committed group's events.
+func (a *Applier) report(g group, o outcome) {
+	var p permanent
+	for _, ev := range g.evs {
+		switch {
+		case o.err == nil:
+			a.observe(ev, o.label)
+			a.log.Debug("event applied", "event_id", ev.ID, "type", ev.Type, "subscription_id", g.subID, "outcome", o.label)
+		case errors.As(o.err, &p):
+			a.log.Warn("event ignored", "event_id", ev.ID, "type", ev.Type, "subscription_id", g.subID, "reason", o.err.Error())
+			a.observe(ev, "ignored")
+		case ev.Attempts+1 >= a.cfg.MaxAttempts:
+			a.log.Error("event dead after retries", "event_id", ev.ID, "type", ev.Type, "subscription_id", g.subID,
+				"attempts", ev.Attempts+1, "err", o.err.Error())
+			a.observe(ev, "dead")
+		default:
+			a.log.Warn("event apply failed, will retry", "event_id", ev.ID, "type", ev.Type, "subscription_id", g.subID,
+				"attempts", ev.Attempts+1, "err", o.err.Error())
+			if a.cfg.Metrics != nil {
+				a.cfg.Metrics.EventsApplied.WithLabelValues(ev.Type, "retry").Inc()
+			}
+		}
+	}
+}

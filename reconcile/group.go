@@ -1,0 +1,131 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/subsync/subsync/db"
+)
+
+type group struct {
+	subID string
+	evs   []db.ClaimedEvent
+	bad   error // the payload could not be read
+}
+
+// groupBySubscription gathers a batch's events per subscription, oldest
+// first, so each subscription is locked (and, in refetch mode, fetched) once.
+func groupBySubscription(evs []db.ClaimedEvent) []group {
+	idx := map[string]int{}
+	var out []group
+	for _, ev := range evs {
+		subID := ev.SubscriptionID.String
+		var bad error
+		if subID == "" {
+			parsed, err := DecodeEvent(ev.Payload)
+			if err != nil {
+				bad = err
+			} else {
+				subID = SubscriptionIDOf(parsed)
+			}
+		}
+		if subID == "" || bad != nil {
+			out = append(out, group{evs: []db.ClaimedEvent{ev}, bad: bad})
+			continue
+		}
+		i, ok := idx[subID]
+		if !ok {
+			i = len(out)
+			idx[subID] = i
+			out = append(out, group{subID: subID})
+		}
+		out[i].evs = append(out[i].evs, ev)
+	}
+	for _, g := range out {
+		slices.SortStableFunc(g.evs, func(x, y db.ClaimedEvent) int { return x.Created.Compare(y.Created) })
+	}
+	return out
+}
+
+// permanent marks errors that retrying cannot fix: the event is ignored
+// with its reason recorded.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// refetches reports whether a group's rows come from Stripe: always in
+// refetch mode, and for invoice events in either mode (an invoice does not
+// carry its subscription's state).
+func (a *Applier) refetches(g group) bool {
+	if g.bad != nil || g.subID == "" {
+		return false
+	}
+	if a.cfg.Mode == ModeRefetch {
+		return true
+	}
+	for _, ev := range g.evs {
+		if IsInvoiceEvent(ev.Type) {
+			return true
+		}
+	}
+	return false
+}
+
+// desiredRows computes a group's desired rows: in refetch mode (and for
+// invoice events) one row, from the subscription fetched now, under its
+// lock, so the state written is never older than what another writer wrote
+// before; in payload mode one row per event, from its object, as of its
+// created time. known says the stored row has a user id, so no customer is
+// fetched to find one.
+func (a *Applier) desiredRows(ctx context.Context, g group, known bool) ([]db.Subscription, error) {
+	if a.refetches(g) {
+		at := a.cfg.Clock()
+		sub, err := a.stripe.GetSubscription(ctx, g.subID)
+		if isNotFound(err) {
+			return nil, permanent{fmt.Errorf("subscription %s not found in Stripe", g.subID)}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fetch subscription %s: %w", g.subID, err)
+		}
+		row, err := a.resolver.Desired(ctx, sub, at, known)
+		if err != nil {
+			return nil, classifyDesired(err)
+		}
+		return []db.Subscription{row}, nil
+	}
+	rows := make([]db.Subscription, 0, len(g.evs))
+	for _, ev := range g.evs {
+		var sub stripe.Subscription
+		parsed, err := DecodeEvent(ev.Payload)
+		if err == nil {
+			err = json.Unmarshal(parsed.Data.Raw, &sub)
+		}
+		if err != nil {
+			return nil, permanent{fmt.Errorf("event %s: %w", ev.ID, err)}
+		}
+		row, err := a.resolver.Desired(ctx, &sub, ev.Created, known)
+		if err != nil {
+			return nil, classifyDesired(err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func classifyDesired(err error) error {
+	if errors.Is(err, ErrNoItems) || isNotFound(err) {
+		return permanent{err}
+	}
+	return err
+}
+
+func isNotFound(err error) bool {
+	var se *stripe.Error
+	return errors.As(err, &se) && se.HTTPStatusCode == 404
+}
