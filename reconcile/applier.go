@@ -3,7 +3,6 @@ package reconcile
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -295,15 +294,18 @@ func (a *Applier) applyGroup(ctx context.Context, tx *db.Tx, g group) (string, e
 		rows = append(rows, row)
 	} else {
 		for _, ev := range g.evs {
-			var sub stripe.Subscription
 			parsed, err := DecodeEvent(ev.Payload)
+			var sub *stripe.Subscription
 			if err == nil {
-				err = json.Unmarshal(parsed.Data.Raw, &sub)
+				sub, err = a.resolver.SubscriptionFromPayload(parsed)
 			}
 			if err != nil {
 				return "", permanent{fmt.Errorf("event %s: %w", ev.ID, err)}
 			}
-			row, err := a.resolver.Desired(ctx, &sub, ev.Created, known)
+			if sub.ID != g.subID {
+				return "", permanent{fmt.Errorf("event %s: %w: object is %s, event was stored for %s", ev.ID, ErrUnreadable, clip(sub.ID), g.subID)}
+			}
+			row, err := a.resolver.Desired(ctx, sub, ev.Created, known)
 			if err != nil {
 				return "", classifyDesired(err)
 			}
