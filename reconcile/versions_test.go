@@ -306,3 +306,76 @@ func TestRecordedEventsOfEveryAPIVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestCatchUpPagesMixingAPIVersions has the account change its default API
+// version three times (pre-Prices, 2023-10-16, basil, dahlia) while its
+// subscriptions change: GET /v1/events renders each event in the version
+// it was created with, so one page mixes four shapes. In both modes every
+// caught-up event is applied for its subscription and the table ends equal
+// to Stripe.
+func TestCatchUpPagesMixingAPIVersions(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{reconcile.ModePayload, reconcile.ModeRefetch} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			f := newRecFixture(t)
+			now := time.Date(2026, time.May, 1, 12, 0, 0, 0, time.UTC)
+			clock := f.useClock(now)
+			step := func(version string) {
+				now = now.Add(time.Minute)
+				clock.Set(now)
+				f.fake.SetAPIVersion(version)
+			}
+			must := func(_ any, err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			step("2018-11-08")
+			a := f.subscribe(t, "user_a", f.annual)
+			step(stripefake.DefaultAPIVersion)
+			b := f.subscribe(t, "user_b", f.monthly)
+			step("2025-03-31.basil")
+			c := f.subscribe(t, "user_c", f.annual)
+			step("2025-03-31.basil")
+			must(f.fake.Renew(a))
+			step("2026-04-22.dahlia")
+			must(f.fake.FailPayment(b))
+			step("2026-04-22.dahlia")
+			must(f.fake.SetCancelAtPeriodEnd(c, true))
+			step("2018-11-08")
+			must(f.fake.UpdateSubscriptionPrice(a, f.monthly))
+			step("2026-04-22.dahlia")
+
+			// One event per batch: each is applied on its own, from its own
+			// payload in payload mode (a batch refetches a subscription once
+			// when any of its events is an invoice's).
+			applier := reconcile.NewApplier(reconcile.ApplierConfig{Mode: mode, Metrics: f.metrics, Clock: clock.Now, BatchSize: 1},
+				f.db, f.client(t, stripeapi.Config{}), f.resolver)
+			rec := f.reconciler(t, reconcile.Config{Clock: clock.Now, EventsLookback: time.Hour, ApplyEvents: applier.Drain}, stripeapi.Config{})
+			rep := f.run(t, rec, reconcile.JobEvents, false)
+			handled := f.handledEvents("")
+			if rep.Counts.Scanned != len(handled) || rep.Counts.Fixed != len(handled) {
+				t.Fatalf("scanned %d, fixed %d; want %d each", rep.Counts.Scanned, rep.Counts.Fixed, len(handled))
+			}
+			versions := map[string]bool{}
+			for _, id := range handled {
+				ev, err := f.db.GetEvent(context.Background(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				versions[ev.APIVersion.String] = true
+				fev, _ := f.fake.Event(id)
+				if want := reconcile.SubscriptionIDOf(fev); ev.Status != db.StatusApplied || ev.SubscriptionID.String != want || want == "" {
+					t.Errorf("%s %s (%s): %s for %q (%s), want applied for %q", id, ev.Type, ev.APIVersion.String,
+						ev.Status, ev.SubscriptionID.String, ev.LastError.String, want)
+				}
+			}
+			if len(versions) != 4 {
+				t.Fatalf("caught-up events in versions %v, want four", versions)
+			}
+			f.assertTableMatchesStripe(t)
+		})
+	}
+}
