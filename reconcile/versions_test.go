@@ -25,6 +25,10 @@ import (
 	"github.com/subsync/subsync/webhook"
 )
 
+// moreCorpusDir holds further event shapes, each with its source in
+// sources.json: Stripe SDK fixtures and stripe-mock's OpenAPI fixtures.
+const moreCorpusDir = "../testdata/stripe-events-more"
+
 // corpusDir holds real Stripe events of many API versions, each with its
 // source in sources.json.
 const corpusDir = "../testdata/stripe-events"
