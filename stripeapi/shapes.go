@@ -241,8 +241,8 @@ func itemPeriod(items []wireItem, conv []*stripe.SubscriptionItem, planned func(
 // in any API version: the top-level subscription (before basil), else
 // parent.subscription_details.subscription (basil and later), else the
 // first line that names one (parent.subscription_item_details.subscription
-// or parent.invoice_item_details.subscription from basil on, subscription
-// before). "" means a one-off invoice.
+// or parent.invoice_item_details.subscription from basil on, else the
+// line's subscription). "" means a one-off invoice.
 func InvoiceSubscriptionID(inv map[string]any) string {
 	if id := idOf(inv["subscription"]); id != "" {
 		return id
