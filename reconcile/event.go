@@ -66,27 +66,14 @@ func DecodeEvent(body []byte) (*stripe.Event, error) {
 
 // SubscriptionIDOf returns the subscription an event is about: the object
 // itself for subscription events, the invoice's subscription for invoice
-// events; "" when there is none (a one-off invoice).
+// events (named at the top level before API version basil, under
+// parent.subscription_details or by the lines' parents from basil on);
+// "" when there is none (a one-off invoice).
 func SubscriptionIDOf(ev *stripe.Event) string {
 	if ev == nil || ev.Data == nil {
 		return ""
 	}
-	obj := ev.Data.Object
-	if IsInvoiceEvent(string(ev.Type)) {
-		switch s := obj["subscription"].(type) {
-		case string:
-			return clip(s)
-		case map[string]any:
-			id, _ := s["id"].(string)
-			return clip(id)
-		}
-		return ""
-	}
-	if o, _ := obj["object"].(string); o != "subscription" {
-		return ""
-	}
-	id, _ := obj["id"].(string)
-	return clip(id)
+	return subscriptionOfObject(string(ev.Type), ev.Data.Object)
 }
 
 // clip cuts s to at most 255 bytes without splitting a character, so that

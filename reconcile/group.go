@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -101,15 +100,18 @@ func (a *Applier) desiredRows(ctx context.Context, g group, known bool) ([]db.Su
 	}
 	rows := make([]db.Subscription, 0, len(g.evs))
 	for _, ev := range g.evs {
-		var sub stripe.Subscription
 		parsed, err := DecodeEvent(ev.Payload)
+		var sub *stripe.Subscription
 		if err == nil {
-			err = json.Unmarshal(parsed.Data.Raw, &sub)
+			sub, err = a.resolver.SubscriptionFromPayload(parsed)
 		}
 		if err != nil {
 			return nil, permanent{fmt.Errorf("event %s: %w", ev.ID, err)}
 		}
-		row, err := a.resolver.Desired(ctx, &sub, ev.Created, known)
+		if sub.ID != g.subID {
+			return nil, permanent{fmt.Errorf("event %s: %w: object is %s, event was stored for %s", ev.ID, ErrUnreadable, clip(sub.ID), g.subID)}
+		}
+		row, err := a.resolver.Desired(ctx, sub, ev.Created, known)
 		if err != nil {
 			return nil, classifyDesired(err)
 		}

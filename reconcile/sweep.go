@@ -111,6 +111,7 @@ func (sw *sweeper) walk(ctx context.Context, sl *slicer, cur createdSlice) error
 			CreatedLT:     time.Unix(cur.hi, 0),
 			StartingAfter: cur.after,
 			Limit:         sw.r.cfg.PageSize,
+			Planned:       sw.r.resolver.planned,
 		})
 		if err != nil {
 			return err

@@ -91,6 +91,11 @@ type SubscriptionPageQuery struct {
 	StartingAfter string
 	// Limit is the page size, 1 to 100; 0 means 100.
 	Limit int
+	// Planned tells which prices are plans, so that a subscription whose
+	// period is only on its items (API versions from basil on) gets its
+	// plan item's: see DecodeSubscription. Nil means the first item's.
+	// Only ListSubscriptionsPageSlim reads it.
+	Planned func(priceID string) bool
 }
 
 // ListSubscriptionsPage returns one page of subscriptions, newest first, and

@@ -39,7 +39,11 @@
 // request (Stripe's automatic changes). Events are stored in the canonical
 // shape and rendered for the reader's API version: from 2025-03-31.basil on,
 // subscriptions carry current_period_* on their items and invoices name
-// their subscription under parent.subscription_details. Webhooks are only
+// their subscription under parent.subscription_details (their lines under
+// parent.subscription_item_details); before 2019, subscription items carry
+// only their plan and the subscription its plan at the top level, as in
+// events recorded before Prices. PutSubscription stores a subscription
+// under given ids without events, for replaying recorded events. Webhooks are only
 // sent by Deliver, DeliverAll or AutoDeliver.
 //
 // Faults (latency, 500s, 429s, a number of failures in a row) apply to API

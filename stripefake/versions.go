@@ -18,10 +18,25 @@ func isBasilOrLater(version string) bool {
 	return version[:len(basilVersion)] >= basilVersion
 }
 
+// prePricesVersion bounds the versions rendered in the shape of events
+// recorded before Prices existed (testdata/stripe-events has 2018-11-08
+// ones): subscription items carry only their plan, and the subscription
+// its one plan at the top level (removed in 2020-08-27). The fake ties
+// that shape to the version; Stripe tied the price field to its launch.
+const prePricesVersion = "2019-01-01"
+
+// isPrePrices tells whether an API version renders the pre-Prices shape.
+func isPrePrices(version string) bool {
+	return version != "" && version < prePricesVersion
+}
+
 // renderObject returns raw, an object of the given kind in the canonical
 // 2023-10-16 shape, as a reader of API version version sees it. Only the
 // changes that matter to subscription sync are modelled.
 func renderObject(kind string, raw []byte, version string) []byte {
+	if isPrePrices(version) && kind == "subscription" {
+		return toPrePricesSubscription(raw)
+	}
 	if !isBasilOrLater(version) {
 		return raw
 	}
@@ -87,4 +102,62 @@ func toBasilInvoice(m map[string]json.RawMessage) {
 		},
 	}
 	m["parent"], _ = json.Marshal(parent)
+	toBasilLines(m)
+}
+
+// toBasilLines moves each invoice line's subscription and
+// subscription_item under parent.subscription_item_details.
+func toBasilLines(m map[string]json.RawMessage) {
+	var lines map[string]json.RawMessage
+	var data []map[string]json.RawMessage
+	if json.Unmarshal(m["lines"], &lines) != nil || json.Unmarshal(lines["data"], &data) != nil {
+		return
+	}
+	for _, l := range data {
+		sub, item := l["subscription"], l["subscription_item"]
+		delete(l, "subscription")
+		delete(l, "subscription_item")
+		if len(sub) == 0 || string(sub) == "null" {
+			l["parent"] = json.RawMessage("null")
+			continue
+		}
+		l["parent"], _ = json.Marshal(map[string]any{
+			"type":                 "subscription_item_details",
+			"invoice_item_details": nil,
+			"subscription_item_details": map[string]any{
+				"invoice_item": nil, "proration": l["proration"], "proration_details": l["proration_details"],
+				"subscription": sub, "subscription_item": item,
+			},
+		})
+	}
+	lines["data"], _ = json.Marshal(data)
+	m["lines"], _ = json.Marshal(lines)
+}
+
+// toPrePricesSubscription drops each item's price and puts the first
+// item's plan at the top level.
+func toPrePricesSubscription(raw []byte) []byte {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return raw
+	}
+	var items map[string]json.RawMessage
+	var data []map[string]json.RawMessage
+	if json.Unmarshal(m["items"], &items) != nil || json.Unmarshal(items["data"], &data) != nil {
+		return raw
+	}
+	m["plan"] = json.RawMessage("null")
+	for i, it := range data {
+		if i == 0 && it["plan"] != nil {
+			m["plan"] = it["plan"]
+		}
+		delete(it, "price")
+	}
+	items["data"], _ = json.Marshal(data)
+	m["items"], _ = json.Marshal(items)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return raw
+	}
+	return out
 }

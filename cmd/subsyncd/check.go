@@ -152,8 +152,9 @@ func checkPrices(ctx context.Context, c *checker, client *stripeapi.Client, plan
 	}
 }
 
-// checkWebhooks warns when no endpoint is pinned to the API version
-// stripe-go speaks, or when an enabled endpoint misses handled types.
+// checkWebhooks lists each webhook endpoint with its API version, says
+// what a version other than the one stripe-go pins means, and warns when
+// an enabled endpoint misses handled types.
 func checkWebhooks(ctx context.Context, c *checker, client *stripeapi.Client) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
@@ -166,23 +167,22 @@ func checkWebhooks(ctx context.Context, c *checker, client *stripeapi.Client) {
 		c.warn("webhooks", "no webhook endpoint in this account: only the reconcilers will see changes")
 		return
 	}
-	healthy := true
-	pinned := slices.ContainsFunc(eps, func(ep *stripe.WebhookEndpoint) bool { return ep.APIVersion == stripe.APIVersion })
-	if !pinned {
-		healthy = false
-		c.warn("webhooks", "no endpoint uses API version %s (events come in the account default version; refetch mode copes)", stripe.APIVersion)
-	}
 	for _, ep := range eps {
-		if ep.Status != "enabled" {
+		version := cmp.Or(ep.APIVersion, "the account's default version")
+		line := fmt.Sprintf("endpoint %s (%s), %s, api_version %s", ep.ID, ep.URL, cmp.Or(ep.Status, "enabled"), version)
+		if ep.APIVersion != stripe.APIVersion {
+			line += fmt.Sprintf(": events come in that version, not %s, and are accepted; refetch mode applies each from the API in %s,"+
+				" payload mode reads the event's own object in any version (see the README, Stripe API versions)."+
+				" To choose the version, create the endpoint with it (Dashboard: API version; API: api_version);"+
+				" `stripe listen` forwards in the account's default version, or the latest with --latest",
+				stripe.APIVersion, stripe.APIVersion)
+		}
+		missing := missingTypes(ep.EnabledEvents)
+		if ep.Status == "enabled" && len(missing) > 0 {
+			c.warn("webhooks", "%s; lacks %d handled event type(s): %s", line, len(missing), strings.Join(missing, ", "))
 			continue
 		}
-		if missing := missingTypes(ep.EnabledEvents); len(missing) > 0 {
-			healthy = false
-			c.warn("webhooks", "endpoint %s (%s) lacks %d handled event type(s): %s", ep.ID, ep.URL, len(missing), strings.Join(missing, ", "))
-		}
-	}
-	if healthy {
-		c.ok("webhooks", "%d endpoint(s); every enabled one receives the handled event types", len(eps))
+		c.ok("webhooks", "%s", line)
 	}
 }
 

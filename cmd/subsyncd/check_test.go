@@ -94,8 +94,16 @@ func TestCheckCommand(t *testing.T) {
 			setup: func() {
 				e.fake.AddWebhookEndpoint("https://example.com/partial", "whsec_y", "", []string{"customer.subscription.updated"})
 			},
-			want: []string{"ok config", "ok database", "ok stripe", "ok price", "ok price", "warn webhooks"},
+			want: []string{"ok config", "ok database", "ok stripe", "ok price", "ok price", "ok webhooks", "warn webhooks"},
 			says: "lacks 10 handled event type(s): customer.subscription.created,",
+		},
+		{
+			name: "webhook endpoint in another API version", code: 0,
+			setup: func() {
+				e.fake.AddWebhookEndpoint("https://example.com/basil", "whsec_z", "2025-03-31.basil", []string{"*"})
+			},
+			want: []string{"ok config", "ok database", "ok stripe", "ok price", "ok price", "ok webhooks", "warn webhooks", "ok webhooks"},
+			says: "api_version 2025-03-31.basil: events come in that version, not 2023-10-16, and are accepted; refetch mode",
 		},
 		{
 			name: "configuration error", code: 2,

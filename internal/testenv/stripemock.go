@@ -29,6 +29,12 @@ func StartStripeMock(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testenv: %v\ninstall it with: %s", err, StripeMockInstall)
 	}
+	return startStripeMock(t, bin, "-strict-version-check")
+}
+
+// startStripeMock runs bin with extra flags and the address flags.
+func startStripeMock(t testing.TB, bin string, extra ...string) string {
+	t.Helper()
 	dir, err := makeServerDir("subsync-stripe-mock-*", nil)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -39,11 +45,10 @@ func StartStripeMock(t testing.TB) string {
 		bin:    bin,
 		nports: 2,
 		args: func(ports []int) []string {
-			return []string{
-				"-strict-version-check",
-				"-http-addr", "127.0.0.1:" + strconv.Itoa(ports[0]),
-				"-https-addr", "127.0.0.1:" + strconv.Itoa(ports[1]),
-			}
+			return append(append([]string(nil), extra...),
+				"-http-addr", "127.0.0.1:"+strconv.Itoa(ports[0]),
+				"-https-addr", "127.0.0.1:"+strconv.Itoa(ports[1]),
+			)
 		},
 		ready: func(ports []int) error {
 			resp, err := client.Get(stripeMockURL(ports[0]) + "/v1/customers")

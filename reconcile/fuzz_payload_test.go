@@ -1,0 +1,166 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/subsync/subsync/reconcile"
+)
+
+// FuzzSubscriptionPayload feeds arbitrary data.object values of a
+// customer.subscription.updated event to the version-tolerant reader and
+// Desired, as payload mode does. Whatever comes in: no panic; a payload
+// that cannot be read fails with ErrUnreadable or ErrNoItems (the applier
+// ignores the event with that reason); a row that is made says what the
+// payload says, read here independently: id, status, customer,
+// cancel_at_period_end, a price or plan id the payload names, and the
+// period at the top level or of one of the items.
+//
+// Seeds: every object of testdata/stripe-events and of the stripe-mock
+// corpus, and the edge cases below.
+func FuzzSubscriptionPayload(f *testing.F) {
+	for _, dir := range []string{corpusDir, moreCorpusDir} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		for _, file := range files {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			var ev struct {
+				Data struct {
+					Object json.RawMessage `json:"object"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(b, &ev) == nil && len(ev.Data.Object) > 0 {
+				f.Add([]byte(ev.Data.Object))
+			}
+		}
+	}
+	for _, s := range []string{
+		`{}`, `null`, `[]`, `"sub_1"`,
+		`{"id":"sub_1","object":"subscription","status":"active","customer":"cus_1"}`,
+		`{"id":"sub_1","status":"active","customer":{"id":"cus_1","metadata":{"user_id":"u"}},"plan":{"id":"gold","interval":"month"}}`,
+		`{"id":"sub_1","status":"active","customer":"cus_1","items":{"data":[{"plan":{"id":"plan_1","interval":"year","interval_count":1}}]}}`,
+		`{"id":"sub_1","status":"active","customer":"cus_1","items":{"data":[{"price":"price_1","current_period_start":1,"current_period_end":2},{"price":{"id":"price_2","recurring":{"interval":"month","interval_count":1}},"current_period_start":3,"current_period_end":4}]}}`,
+		`{"id":"sub_1","status":"active","customer":"cus_1","current_period_end":1e3,"items":{"data":[{"price":"price_1"}]}}`,
+		`{"id":"sub_1","status":"active","customer":"cus_1","metadata":{"user_id":7},"items":{"data":[{"price":"price_1"}]}}`,
+		`{"id":"sub_1","object":"invoice","status":"paid","customer":"cus_1"}`,
+		`{"ID":"sub_2","id":"sub_1","status":"active","customer":"cus_1","items":{"data":[{"price":"price_1"}]}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	plans, err := reconcile.LoadPlans(map[string]string{"STRIPE_PRICE_MAQUINA_ANUAL": "price_2"}, "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	r := &reconcile.Resolver{Plans: plans}
+	f.Fuzz(func(t *testing.T, obj []byte) {
+		ev := &stripe.Event{Type: "customer.subscription.updated", Data: &stripe.EventData{Raw: obj}}
+		sub, err := r.SubscriptionFromPayload(ev)
+		if err != nil {
+			if sub != nil || !errors.Is(err, reconcile.ErrUnreadable) {
+				t.Fatalf("error %v (subscription %v) is not ErrUnreadable", err, sub != nil)
+			}
+			return
+		}
+		row, err := r.Desired(context.Background(), sub, time.Unix(1, 0), false)
+		if err != nil {
+			if !errors.Is(err, reconcile.ErrNoItems) {
+				t.Fatalf("Desired: %v is not ErrNoItems", err)
+			}
+			return
+		}
+		var m map[string]any
+		dec := json.NewDecoder(bytes.NewReader(obj))
+		dec.UseNumber()
+		if dec.Decode(&m) != nil || !lowercaseKeys(m) {
+			return // only Stripe's own spelling of keys is compared
+		}
+		if row.StripeSubscriptionID != m["id"] || row.Status != m["status"] {
+			t.Fatalf("row %s %s from id %v status %v", row.StripeSubscriptionID, row.Status, m["id"], m["status"])
+		}
+		if c := refID(m["customer"]); row.StripeCustomerID != c {
+			t.Fatalf("row customer %q, payload %q", row.StripeCustomerID, c)
+		}
+		if b, _ := m["cancel_at_period_end"].(bool); row.CancelAtPeriodEnd != b {
+			t.Fatalf("row cancel_at_period_end %v, payload %v", row.CancelAtPeriodEnd, m["cancel_at_period_end"])
+		}
+		named := map[string]bool{refID(m["plan"]): true}
+		var ends []int64
+		if e := number(m["current_period_end"]); e != 0 || number(m["current_period_start"]) != 0 {
+			ends = append(ends, e)
+		} else {
+			items, _ := m["items"].(map[string]any)
+			data, _ := items["data"].([]any)
+			for _, it := range data {
+				item, _ := it.(map[string]any)
+				named[refID(item["price"])], named[refID(item["plan"])] = true, true
+				ends = append(ends, number(item["current_period_end"]))
+			}
+		}
+		if row.StripePriceID == nil || *row.StripePriceID == "" || !named[*row.StripePriceID] {
+			t.Fatalf("row price %v is not one the payload names (%v)", row.StripePriceID, named)
+		}
+		if row.CurrentPeriodEnd != nil {
+			found := false
+			for _, e := range ends {
+				found = found || row.CurrentPeriodEnd.Unix() == e
+			}
+			if !found {
+				t.Fatalf("row period end %v is none of the payload's %v", row.CurrentPeriodEnd.Unix(), ends)
+			}
+		}
+	})
+}
+
+// lowercaseKeys reports whether every key of v, at any depth, is ASCII
+// without capitals (encoding/json matches struct fields case-insensitively).
+func lowercaseKeys(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			for i := 0; i < len(k); i++ {
+				if k[i] >= 0x80 || (k[i] >= 'A' && k[i] <= 'Z') {
+					return false
+				}
+			}
+			if !lowercaseKeys(e) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if !lowercaseKeys(e) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// refID reads a reference as the payload has it: an id or an object's id.
+func refID(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case map[string]any:
+		s, _ := x["id"].(string)
+		return s
+	}
+	return ""
+}
+
+func number(v any) int64 {
+	n, _ := v.(json.Number)
+	i, _ := strconv.ParseInt(string(n), 10, 64)
+	return i
+}
