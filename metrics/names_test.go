@@ -509,7 +509,7 @@ func TestCheckerCatchesMisspelling(t *testing.T) {
 		{`rate(subsync_webhook_requests_total_bucket[5m])`, []string{"subsync_webhook_requests_total_bucket"}},
 		{`rate(subsync_event_apply_duration_seconds_count[5m]) + rate(go_gc_duration_seconds_sum[5m])`, nil},
 		{`subsync:webhook_success_ratio:rate5m < 0.95 and subsync:webhook_request:rate5m * 300 >= 10`, []string{"subsync:webhook_request:rate5m"}},
-		{`time() - process_start_time_seconds > on (job) group_right 2 * max by (job, exported_job) (subsync_reconcile_interval_second > 0)`, []string{"subsync_reconcile_interval_second"}},
+		{`time() - process_start_time_seconds > on (job) group_right 2 * max by (job, job_name) (subsync_reconcile_interval_second > 0)`, []string{"subsync_reconcile_interval_second"}},
 		{`max(subsync_inbox_pending{job="$job", instance=~"${instance}"}) # subsync_not_a_metric`, nil},
 		{`label_replace(up, "dst", "$1", "src", "(.*)") or vector(1) offset 5m`, nil},
 		{`sum(subsync_webhook_requests_total) by (outcome) unless on (outcome) subsyncd_inbox_dead`, []string{"subsyncd_inbox_dead"}},

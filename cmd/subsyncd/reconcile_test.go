@@ -406,10 +406,10 @@ func TestServeRunsScheduledJobs(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`subsync_reconcile_interval_seconds{job="subscriptions"} 1`,
-		`subsync_reconcile_interval_seconds{job="events"} 0`,
-		`subsync_reconcile_runs_total{job="subscriptions",outcome="succeeded"}`,
-		`subsync_reconcile_last_success_timestamp_seconds{job="subscriptions"}`,
+		`subsync_reconcile_interval_seconds{job_name="subscriptions"} 1`,
+		`subsync_reconcile_interval_seconds{job_name="events"} 0`,
+		`subsync_reconcile_runs_total{job_name="subscriptions",outcome="succeeded"}`,
+		`subsync_reconcile_last_success_timestamp_seconds{job_name="subscriptions"}`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Fatalf("/metrics lacks %s", want)
