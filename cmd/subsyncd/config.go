@@ -226,7 +226,7 @@ func buildConfig(get func(string) string, envMap map[string]string, n need) (con
 	if c.AutoMigrate, err = strconv.ParseBool(get("AUTO_MIGRATE")); err != nil {
 		bad("AUTO_MIGRATE", "%q is not true or false", get("AUTO_MIGRATE"))
 	}
-	if c.Plans, err = reconcile.LoadPlans(envMap, c.PlansFile); err != nil {
+	if c.Plans, err = loadPlans(envMap, c.PlansFile); err != nil {
 		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
