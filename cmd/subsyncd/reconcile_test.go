@@ -77,8 +77,7 @@ func (e *recEnv) cli(t *testing.T, args ...string) (string, string, int) {
 	return out.String(), errOut.String(), code
 }
 
-// jsonLines decodes one object per line, checking the key order SPEC.md
-// shows.
+// jsonLines decodes one object per line, checking the order of its keys.
 func jsonLines(t *testing.T, out string) []map[string]any {
 	t.Helper()
 	var objs []map[string]any

@@ -109,7 +109,8 @@ func (a *app) serve(ctx context.Context) error {
 		Logger: log, Metrics: a.metrics, Notify: applier.Notify,
 	}, a.db)
 	if err != nil {
-		return usageError{err}
+		// The secrets are STRIPE_WEBHOOK_SECRET, validated by parseConfig.
+		return usageError{fmt.Errorf("STRIPE_WEBHOOK_SECRET: %w", err)}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/webhooks/stripe", hook)
