@@ -49,13 +49,23 @@ type DB struct {
 	cacheKey string
 }
 
+// CheckURL reports whether u is a Postgres URL lib/pq can use: not empty
+// and parseable (postgres:// or postgresql://). Its error never holds the
+// password.
+func CheckURL(u string) error {
+	if u == "" {
+		return errors.New("empty")
+	}
+	if _, err := pq.ParseURL(u); err != nil {
+		return fmt.Errorf("not a valid postgres URL: %s", redactErr(err, u))
+	}
+	return nil
+}
+
 // Open connects to Postgres and checks the connection.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	if cfg.URL == "" {
-		return nil, errors.New("DATABASE_URL is empty")
-	}
-	if _, err := pq.ParseURL(cfg.URL); err != nil {
-		return nil, fmt.Errorf("DATABASE_URL is not a valid postgres URL: %s", redactErr(err, cfg.URL))
+	if err := CheckURL(cfg.URL); err != nil {
+		return nil, fmt.Errorf("db: Config.URL: %w", err)
 	}
 	x, err := sqlx.Open("postgres", cfg.URL)
 	if err != nil {

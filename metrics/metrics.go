@@ -140,24 +140,24 @@ func New(reg prometheus.Registerer, withRuntime bool) *Metrics {
 		ReconcileRuns: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "subsync_reconcile_runs_total",
 			Help: "Reconciliation runs, by job and outcome (succeeded, failed, skipped).",
-		}, []string{"job", "outcome"}),
+		}, []string{"job_name", "outcome"}),
 		ReconcileDrift: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "subsync_reconcile_drift_total",
 			Help: "Drifted fields found by reconciliation, by job and field.",
-		}, []string{"job", "field"}),
+		}, []string{"job_name", "field"}),
 		ReconcileLastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "subsync_reconcile_last_success_timestamp_seconds",
 			Help: "Unix time of the last successful run, by job.",
-		}, []string{"job"}),
+		}, []string{"job_name"}),
 		ReconcileDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "subsync_reconcile_duration_seconds",
 			Help:    "Duration of reconciliation runs, by job.",
 			Buckets: []float64{.1, .5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
-		}, []string{"job"}),
+		}, []string{"job_name"}),
 		ReconcileInterval: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "subsync_reconcile_interval_seconds",
 			Help: "Time between two scheduled runs of a job, from its cron schedule (0 when not scheduled).",
-		}, []string{"job"}),
+		}, []string{"job_name"}),
 		ReconcileUnlinked: f.NewGauge(prometheus.GaugeOpts{
 			Name: "subsync_reconcile_unlinked_subscriptions",
 			Help: "Subscriptions without a user id seen by the last subscription sweep.",

@@ -42,7 +42,7 @@ func TestApplierBatchSurvivesDatabaseRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plans, err := reconcile.LoadPlans(map[string]string{"STRIPE_PRICE_MAQUINA_MENSAL": price.ID}, "")
+	plans, err := reconcile.NewPlans(reconcile.PlanEntry{Price: price.ID, Plan: "maquina", Period: reconcile.PeriodMonthly})
 	if err != nil {
 		t.Fatal(err)
 	}

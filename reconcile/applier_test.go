@@ -46,7 +46,7 @@ func newApplyFixture(t *testing.T) *applyFixture {
 	fake := stripefake.New(stripefake.Options{Seed: 1})
 	t.Cleanup(fake.Close)
 	f := &applyFixture{db: d, fake: fake, metrics: m, prices: map[string]string{}}
-	env := map[string]string{}
+	var entries []reconcile.PlanEntry
 	for _, p := range []struct {
 		plan, period, interval string
 		amount                 int64
@@ -60,7 +60,8 @@ func newApplyFixture(t *testing.T) *applyFixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		env["STRIPE_PRICE_"+upper(p.plan)+"_"+p.period] = pr.ID
+		period, _ := reconcile.ParsePeriod(p.period)
+		entries = append(entries, reconcile.PlanEntry{Price: pr.ID, Plan: p.plan, Period: period})
 		f.prices[p.plan+"_"+p.period] = pr.ID
 	}
 	pr, err := fake.CreatePrice(stripefake.PriceParams{UnitAmount: 999, Interval: "month", IntervalCount: 3})
@@ -68,7 +69,7 @@ func newApplyFixture(t *testing.T) *applyFixture {
 		t.Fatal(err)
 	}
 	f.unmapped = pr.ID
-	plans, err := reconcile.LoadPlans(env, "")
+	plans, err := reconcile.NewPlans(entries...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,16 +79,6 @@ func newApplyFixture(t *testing.T) *applyFixture {
 	}
 	f.resolver = &reconcile.Resolver{Plans: plans, Customers: client}
 	return f
-}
-
-func upper(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'a' && c <= 'z' {
-			b[i] = c - 32
-		}
-	}
-	return string(b)
 }
 
 func (f *applyFixture) applier(t *testing.T, mode string) *reconcile.Applier {

@@ -35,7 +35,7 @@ func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plans, err := reconcile.LoadPlans(map[string]string{"STRIPE_PRICE_MAQUINA_MENSAL": price.ID}, "")
+	plans, err := reconcile.NewPlans(reconcile.PlanEntry{Price: price.ID, Plan: "maquina", Period: reconcile.PeriodMonthly})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,81 +3,12 @@ package reconcile
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
 )
-
-func TestLoadPlansFromEnv(t *testing.T) {
-	env := map[string]string{
-		"STRIPE_PRICE_CONSULTOR_AGIL_ANUAL":   "price_ca_y",
-		"STRIPE_PRICE_CONSULTOR_AGIL_MENSAL":  "price_ca_m",
-		"STRIPE_PRICE_MAQUINA_ANNUAL":         "price_mq_y",
-		"STRIPE_PRICE_SALA_DE_GUERRA_MONTHLY": "price_sg_m",
-		"STRIPE_PRICE_EMPTY_ANUAL":            "",
-		"UNRELATED":                           "x",
-	}
-	p, err := LoadPlans(env, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]Plan{
-		"price_ca_y": {ID: "consultor_agil", Period: PeriodAnnual},
-		"price_ca_m": {ID: "consultor_agil", Period: PeriodMonthly},
-		"price_mq_y": {ID: "maquina", Period: PeriodAnnual},
-		"price_sg_m": {ID: "sala_de_guerra", Period: PeriodMonthly},
-	}
-	if p.Len() != len(want) {
-		t.Fatalf("mapped %d prices, want %d: %v", p.Len(), len(want), p.PriceIDs())
-	}
-	for price, w := range want {
-		got, ok := p.Lookup(price)
-		if !ok || got.ID != w.ID || got.Period != w.Period {
-			t.Errorf("Lookup(%s) = %+v, %v; want %+v", price, got, ok, w)
-		}
-	}
-}
-
-func TestLoadPlansErrorsNameTheSource(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "plans.yaml")
-	os.WriteFile(good, []byte("plans:\n  maquina:\n    name: Máquina\n    prices:\n      annual: price_mq_y\n      monthly: price_mq_m\n"), 0o600)
-	badPeriod := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(badPeriod, []byte("plans:\n  maquina:\n    prices:\n      weekly: price_w\n"), 0o600)
-	cases := []struct {
-		name string
-		env  map[string]string
-		file string
-		want string
-	}{
-		{"bad period word", map[string]string{"STRIPE_PRICE_MAQUINA_WEEKLY": "price_x"}, "", "STRIPE_PRICE_MAQUINA_WEEKLY"},
-		{"not a price id", map[string]string{"STRIPE_PRICE_MAQUINA_ANUAL": "prod_x"}, "", "STRIPE_PRICE_MAQUINA_ANUAL"},
-		{"price mapped twice", map[string]string{"STRIPE_PRICE_MAQUINA_ANUAL": "price_mq_m"}, good, "already mapped"},
-		{"file period", nil, badPeriod, "weekly"},
-		{"missing file", nil, filepath.Join(dir, "nope.yaml"), "PLANS_FILE"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := LoadPlans(c.env, c.file)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("err = %v, want one naming %q", err, c.want)
-			}
-		})
-	}
-	t.Run("file and env agree", func(t *testing.T) {
-		p, err := LoadPlans(map[string]string{"STRIPE_PRICE_MAQUINA_ANUAL": "price_mq_y"}, good)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pl, _ := p.Lookup("price_mq_m"); pl.ID != "maquina" || pl.Period != PeriodMonthly {
-			t.Fatalf("file mapping lost: %+v", pl)
-		}
-	})
-}
 
 func TestPeriodOf(t *testing.T) {
 	rec := func(i stripe.PriceRecurringInterval, n int64) *stripe.Price {
@@ -114,7 +45,7 @@ func (m customerMap) GetCustomer(_ context.Context, id string) (*stripe.Customer
 }
 
 func TestDesired(t *testing.T) {
-	plans, err := LoadPlans(map[string]string{"STRIPE_PRICE_MAQUINA_ANUAL": "price_mq_y"}, "")
+	plans, err := NewPlans(PlanEntry{Price: "price_mq_y", Plan: "maquina", Period: PeriodAnnual})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func FuzzSubscriptionPayload(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	plans, err := reconcile.LoadPlans(map[string]string{"STRIPE_PRICE_MAQUINA_ANUAL": "price_2"}, "")
+	plans, err := reconcile.NewPlans(reconcile.PlanEntry{Price: "price_2", Plan: "maquina", Period: reconcile.PeriodAnnual})
 	if err != nil {
 		f.Fatal(err)
 	}

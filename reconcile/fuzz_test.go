@@ -145,10 +145,10 @@ func FuzzDesired(f *testing.F) {
 	f.Add([]byte(`{"id":"sub_j","customer":{"id":"cus_e","metadata":{"user_id":"from-expanded"}},"items":{"data":[{"price":{"id":"p"}}]}}`),
 		"", uint8(0), "", uint8(0), int64(0), uint8(0), "", uint8(0), int64(0), uint8(0), "", uint16(0), "", "", "", false, uint8(0))
 
-	plans, err := reconcile.LoadPlans(map[string]string{
-		"STRIPE_PRICE_MAQUINA_ANUAL":  fzPriceAnnual,
-		"STRIPE_PRICE_MAQUINA_MENSAL": fzPriceMonthly,
-	}, "")
+	plans, err := reconcile.NewPlans(
+		reconcile.PlanEntry{Price: fzPriceAnnual, Plan: "maquina", Period: reconcile.PeriodAnnual},
+		reconcile.PlanEntry{Price: fzPriceMonthly, Plan: "maquina", Period: reconcile.PeriodMonthly},
+	)
 	if err != nil {
 		f.Fatal(err)
 	}

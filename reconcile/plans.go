@@ -5,7 +5,7 @@ package reconcile
 
 import (
 	"fmt"
-	"os"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -24,7 +24,7 @@ const (
 type Plan struct {
 	ID     string // lower-case plan id, e.g. "maquina"
 	Period string // PeriodMonthly or PeriodAnnual
-	Source string // where the mapping came from (variable name or file), for messages
+	Source string // where the mapping was configured, as PlanEntry.Source says, for messages
 }
 
 // Plans maps Stripe price ids to plans.
@@ -52,12 +52,14 @@ func (p Plans) PriceIDs() []string {
 }
 
 var (
-	priceVar = regexp.MustCompile(`^STRIPE_PRICE_([A-Z0-9_]+)_(ANUAL|ANNUAL|MENSAL|MONTHLY)$`)
-	planID   = regexp.MustCompile(`^[a-z0-9_]+$`)
-	priceID  = regexp.MustCompile(`^(price|plan)_[A-Za-z0-9_]+$`)
+	planID  = regexp.MustCompile(`^[a-z0-9_]+$`)
+	priceID = regexp.MustCompile(`^(price|plan)_[A-Za-z0-9_]+$`)
 )
 
-func periodOf(word string) (string, bool) {
+// ParsePeriod maps a period word of the configuration (annual, anual,
+// yearly, year, monthly, mensal, month; any case) to PeriodAnnual or
+// PeriodMonthly.
+func ParsePeriod(word string) (string, bool) {
 	switch strings.ToLower(word) {
 	case "anual", "annual", "year", "yearly":
 		return PeriodAnnual, true
@@ -67,7 +69,44 @@ func periodOf(word string) (string, bool) {
 	return "", false
 }
 
-// plansFile is the YAML layout of PLANS_FILE:
+// PlanEntry is one configured mapping of a Stripe price to a plan.
+type PlanEntry struct {
+	Price  string // Stripe price id, price_… (or a legacy plan_…)
+	Plan   string // plan id: lower-case letters, digits and _
+	Period string // PeriodAnnual or PeriodMonthly
+	// Source says where the entry was configured (a setting, a file and
+	// key); errors about the entry start with it.
+	Source string
+}
+
+// NewPlans builds the price mapping from entries. An entry whose price is
+// not a Stripe price id, whose plan id or period is not valid, or whose
+// price another entry maps to a different plan or period is an error
+// naming the Source of the entries concerned.
+func NewPlans(entries ...PlanEntry) (Plans, error) {
+	p := Plans{byPrice: map[string]Plan{}}
+	for i, e := range entries {
+		src := e.Source
+		if src == "" {
+			src = fmt.Sprintf("plan entry %d", i+1)
+		}
+		switch {
+		case !priceID.MatchString(e.Price):
+			return p, fmt.Errorf("%s: %q is not a Stripe price id (price_…)", src, e.Price)
+		case !planID.MatchString(e.Plan):
+			return p, fmt.Errorf("%s: plan id %q must be lower-case letters, digits and _", src, e.Plan)
+		case e.Period != PeriodAnnual && e.Period != PeriodMonthly:
+			return p, fmt.Errorf("%s: period %q is not %s or %s", src, e.Period, PeriodAnnual, PeriodMonthly)
+		}
+		if prev, ok := p.byPrice[e.Price]; ok && (prev.ID != e.Plan || prev.Period != e.Period) {
+			return p, fmt.Errorf("%s: price %s is already mapped to %s/%s by %s", src, e.Price, prev.ID, prev.Period, prev.Source)
+		}
+		p.byPrice[e.Price] = Plan{ID: e.Plan, Period: e.Period, Source: src}
+	}
+	return p, nil
+}
+
+// plansYAML is the YAML layout of a plans file:
 //
 //	plans:
 //	  maquina:
@@ -75,78 +114,33 @@ func periodOf(word string) (string, bool) {
 //	    prices:
 //	      annual: price_…
 //	      monthly: price_…
-type plansFile struct {
+type plansYAML struct {
 	Plans map[string]struct {
 		Name   string            `yaml:"name"`
 		Prices map[string]string `yaml:"prices"`
 	} `yaml:"plans"`
 }
 
-// LoadPlans builds the price mapping from the STRIPE_PRICE_<PLAN>_<PERIOD>
-// variables of env and, when file is not empty, the YAML file. A price
-// mapped to two different plans or periods is an error naming both sources.
-func LoadPlans(env map[string]string, file string) (Plans, error) {
-	p := Plans{byPrice: map[string]Plan{}}
-	add := func(price string, pl Plan) error {
-		if !priceID.MatchString(price) {
-			return fmt.Errorf("%s: %q is not a Stripe price id (price_…)", pl.Source, price)
-		}
-		if prev, ok := p.byPrice[price]; ok && (prev.ID != pl.ID || prev.Period != pl.Period) {
-			return fmt.Errorf("%s: price %s is already mapped to %s/%s by %s", pl.Source, price, prev.ID, prev.Period, prev.Source)
-		}
-		p.byPrice[price] = pl
-		return nil
+// ParsePlansYAML reads a plans file (see configs/plans.example.yaml) and
+// returns its entries, by plan id then period word; each entry's Source is
+// its key (plans.<plan>.prices.<period>). Errors name the key that is
+// wrong. NewPlans checks the entries.
+func ParsePlansYAML(data []byte) ([]PlanEntry, error) {
+	var f plansYAML
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return nil, err
 	}
-	if file != "" {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			return p, fmt.Errorf("PLANS_FILE: %w", err)
-		}
-		var pf plansFile
-		if err := yaml.Unmarshal(raw, &pf); err != nil {
-			return p, fmt.Errorf("PLANS_FILE %s: %w", file, err)
-		}
-		ids := make([]string, 0, len(pf.Plans))
-		for id := range pf.Plans {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		for _, id := range ids {
-			if !planID.MatchString(id) {
-				return p, fmt.Errorf("PLANS_FILE %s: plan id %q must be lower-case letters, digits and _", file, id)
+	var entries []PlanEntry
+	for _, id := range slices.Sorted(maps.Keys(f.Plans)) {
+		prices := f.Plans[id].Prices
+		for _, word := range slices.Sorted(maps.Keys(prices)) {
+			key := fmt.Sprintf("plans.%s.prices.%s", id, word)
+			period, ok := ParsePeriod(word)
+			if !ok {
+				return nil, fmt.Errorf("%s: period %q is not annual or monthly", key, word)
 			}
-			for word, price := range pf.Plans[id].Prices {
-				period, ok := periodOf(word)
-				if !ok {
-					return p, fmt.Errorf("PLANS_FILE %s: plan %s: period %q is not annual or monthly", file, id, word)
-				}
-				src := fmt.Sprintf("PLANS_FILE %s (plans.%s.prices.%s)", file, id, word)
-				if err := add(price, Plan{ID: id, Period: period, Source: src}); err != nil {
-					return p, err
-				}
-			}
+			entries = append(entries, PlanEntry{Price: prices[word], Plan: id, Period: period, Source: key})
 		}
 	}
-	names := make([]string, 0)
-	for k := range env {
-		if strings.HasPrefix(k, "STRIPE_PRICE_") {
-			names = append(names, k)
-		}
-	}
-	slices.Sort(names)
-	for _, k := range names {
-		v := strings.TrimSpace(env[k])
-		if v == "" {
-			continue
-		}
-		m := priceVar.FindStringSubmatch(k)
-		if m == nil {
-			return p, fmt.Errorf("%s: name must be STRIPE_PRICE_<PLAN>_<PERIOD> with PERIOD one of ANUAL, ANNUAL, MENSAL, MONTHLY", k)
-		}
-		period, _ := periodOf(m[2])
-		if err := add(v, Plan{ID: strings.ToLower(m[1]), Period: period, Source: k}); err != nil {
-			return p, err
-		}
-	}
-	return p, nil
+	return entries, nil
 }

@@ -58,9 +58,10 @@ func newRecFixture(t testing.TB) *recFixture {
 		}
 		*p.dst = pr.ID
 	}
-	plans, err := reconcile.LoadPlans(map[string]string{
-		"STRIPE_PRICE_MAQUINA_ANUAL": f.annual, "STRIPE_PRICE_MAQUINA_MENSAL": f.monthly,
-	}, "")
+	plans, err := reconcile.NewPlans(
+		reconcile.PlanEntry{Price: f.annual, Plan: "maquina", Period: reconcile.PeriodAnnual},
+		reconcile.PlanEntry{Price: f.monthly, Plan: "maquina", Period: reconcile.PeriodMonthly},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,9 +92,9 @@ type wantRow struct {
 
 // corpusPlans maps two of the corpus's prices: a pre-Prices plan id and a
 // dahlia price.
-var corpusPlans = map[string]string{
-	"STRIPE_PRICE_MAQUINA_ANUAL":    "plan_E6SQ6RAtmLVtzg",
-	"STRIPE_PRICE_CONSULTOR_MENSAL": "price_1TZtAjJEe0yY0QKr27Tj0mDA",
+var corpusPlans = []reconcile.PlanEntry{
+	{Price: "plan_E6SQ6RAtmLVtzg", Plan: "maquina", Period: reconcile.PeriodAnnual},
+	{Price: "price_1TZtAjJEe0yY0QKr27Tj0mDA", Plan: "consultor", Period: reconcile.PeriodMonthly},
 }
 
 // corpusRows are the subscriptions testdata/stripe-events describes.
@@ -153,7 +153,7 @@ type corpusEnv struct {
 	secret  string
 }
 
-func newCorpusEnv(t *testing.T, mode string, rows []wantRow, plans map[string]string) *corpusEnv {
+func newCorpusEnv(t *testing.T, mode string, rows []wantRow, plans []reconcile.PlanEntry) *corpusEnv {
 	t.Helper()
 	ctx := context.Background()
 	m := metrics.New(prometheus.NewRegistry(), false)
@@ -176,7 +176,7 @@ func newCorpusEnv(t *testing.T, mode string, rows []wantRow, plans map[string]st
 			t.Fatal(err)
 		}
 	}
-	pl, err := reconcile.LoadPlans(plans, "")
+	pl, err := reconcile.NewPlans(plans...)
 	if err != nil {
 		t.Fatal(err)
 	}

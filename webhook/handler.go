@@ -1,6 +1,6 @@
 // Package webhook is the HTTP side of the fast path: it verifies Stripe's
 // signature, stores the event in the inbox before answering, and maps every
-// failure to the status code SPEC.md gives it.
+// failure to the status code the README's HTTP table gives it.
 package webhook
 
 import (
@@ -56,11 +56,11 @@ type Handler struct {
 // New builds a Handler; it needs at least one secret.
 func New(cfg Config, store Store) (*Handler, error) {
 	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("STRIPE_WEBHOOK_SECRET: at least one secret is required")
+		return nil, errors.New("webhook: Config.Secrets: at least one secret is required")
 	}
 	for i, s := range cfg.Secrets {
 		if strings.TrimSpace(s) == "" {
-			return nil, fmt.Errorf("STRIPE_WEBHOOK_SECRET: secret #%d is empty", i+1)
+			return nil, fmt.Errorf("webhook: Config.Secrets[%d] is empty", i)
 		}
 	}
 	cfg.Tolerance = cmp.Or(cfg.Tolerance, 5*time.Minute)

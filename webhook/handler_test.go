@@ -60,7 +60,7 @@ func padTo(t testing.TB, body []byte, n int) []byte {
 	return out
 }
 
-// TestHandlerHTTPContract covers every row of SPEC.md's HTTP table: status
+// TestHandlerHTTPContract covers every row of the README's HTTP table: status
 // code, JSON body, what stripe_webhook_events holds afterwards, the
 // subsync_webhook_requests_total{outcome} counter and Notify. Each case has
 // its own handler, metrics and server over a real migrated schema.

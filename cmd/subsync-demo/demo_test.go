@@ -22,8 +22,8 @@ func TestParseSample(t *testing.T) {
 			"subsync_events_applied_total", map[string]string{"outcome": "applied", "type": "customer.subscription.created"}, 48},
 		{`subsync_x{a="q\"uo,te}",b="back\\slash"} 1.5e+02 1700000000000`, "subsync_x",
 			map[string]string{"a": `q"uo,te}`, "b": `back\slash`}, 150},
-		{`subsync_reconcile_last_success_timestamp_seconds{job="events"} 1.7648e+09`,
-			"subsync_reconcile_last_success_timestamp_seconds", map[string]string{"job": "events"}, 1.7648e+09},
+		{`subsync_reconcile_last_success_timestamp_seconds{job_name="events"} 1.7648e+09`,
+			"subsync_reconcile_last_success_timestamp_seconds", map[string]string{"job_name": "events"}, 1.7648e+09},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/robfig/cron/v3"
 
+	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/reconcile"
 )
 
-// setting is one variable of SPEC.md's configuration table.
+// setting is one variable of the configuration table of the README.
 type setting struct {
 	env    string
 	def    string
@@ -156,6 +156,10 @@ func buildConfig(get func(string) string, envMap map[string]string, n need) (con
 			bad("DATABASE_URL", "required (postgres://user@host:5432/db)")
 		case !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://"):
 			bad("DATABASE_URL", "must be a postgres:// URL")
+		default:
+			if err := db.CheckURL(c.DatabaseURL); err != nil {
+				bad("DATABASE_URL", "%v", err)
+			}
 		}
 	}
 	if n.stripe {
@@ -197,12 +201,11 @@ func buildConfig(get func(string) string, envMap map[string]string, n need) (con
 	if c.ApplyMode != reconcile.ModeRefetch && c.ApplyMode != reconcile.ModePayload {
 		bad("WEBHOOK_APPLY_MODE", "%q is not refetch or payload", c.ApplyMode)
 	}
-	parser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	for _, s := range []struct{ name, v string }{{"RECONCILE_EVENTS_SCHEDULE", c.EventsSchedule}, {"RECONCILE_SUBSCRIPTIONS_SCHEDULE", c.SubscriptionsSchedule}} {
 		if s.v == "" {
 			continue
 		}
-		if _, err := parser.Parse(s.v); err != nil {
+		if _, err := reconcile.ParseSchedule(s.v); err != nil {
 			bad(s.name, "%q is not a cron spec: %v", s.v, err)
 		}
 	}
@@ -226,7 +229,7 @@ func buildConfig(get func(string) string, envMap map[string]string, n need) (con
 	if c.AutoMigrate, err = strconv.ParseBool(get("AUTO_MIGRATE")); err != nil {
 		bad("AUTO_MIGRATE", "%q is not true or false", get("AUTO_MIGRATE"))
 	}
-	if c.Plans, err = reconcile.LoadPlans(envMap, c.PlansFile); err != nil {
+	if c.Plans, err = loadPlans(envMap, c.PlansFile); err != nil {
 		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)

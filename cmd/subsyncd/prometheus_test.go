@@ -29,10 +29,12 @@ import (
 const promWait = 90 * time.Second
 
 // A real Prometheus scrapes the daemon and evaluates the shipped alert rules
-// against what it exports: the target is up, the reconcile `job` label
-// becomes `exported_job`, 12 signature failures and one ignored event show
-// in the counters, in the recording rules and as pending alerts, and every
-// rule of alerts.yml is loaded and evaluates without error.
+// against what it exports: the target is up, the reconcile metrics keep
+// their `job_name` next to the scrape's `job` (with honor_labels: true, so
+// that a metric's own `job` or `instance` would replace the target's), 12
+// signature failures and one ignored event show in the counters, in the
+// recording rules and as pending alerts, and every rule of alerts.yml is
+// loaded and evaluates without error.
 func TestPrometheusScrapesDaemon(t *testing.T) {
 	fake := stripefake.New(stripefake.Options{})
 	t.Cleanup(fake.Close)
@@ -65,6 +67,7 @@ rule_files:
   - %q
 scrape_configs:
   - job_name: subsyncd
+    honor_labels: true
     static_configs:
       - targets: [%q]
 `, rulesPath, d.metrics))
@@ -138,8 +141,8 @@ scrape_configs:
 		return nil
 	})
 
-	// The reconcile metrics' own `job` label is kept as exported_job, as
-	// alerts.yml assumes, next to the scrape job.
+	// The reconcile metrics name their job in `job_name`, as alerts.yml
+	// assumes, next to the scrape job; nothing was renamed to exported_*.
 	runs, err := pc.query(`subsync_reconcile_runs_total`)
 	if err != nil {
 		t.Fatal(err)
@@ -149,10 +152,15 @@ scrape_configs:
 		if s.Metric["job"] != "subsyncd" {
 			t.Errorf("reconcile series with job %q, want subsyncd: %v", s.Metric["job"], s.Metric)
 		}
-		jobs[s.Metric["exported_job"]]++
+		for l := range s.Metric {
+			if strings.HasPrefix(l, "exported_") {
+				t.Errorf("reconcile series with label %s: %v", l, s.Metric)
+			}
+		}
+		jobs[s.Metric["job_name"]]++
 	}
 	if len(jobs) != 2 || jobs["events"] != 3 || jobs["subscriptions"] != 3 {
-		t.Errorf("subsync_reconcile_runs_total by exported_job = %v, want events and subscriptions, 3 outcomes each", jobs)
+		t.Errorf("subsync_reconcile_runs_total by job_name = %v, want events and subscriptions, 3 outcomes each", jobs)
 	}
 
 	// The recording rules. increase() extrapolates to the evaluation time,

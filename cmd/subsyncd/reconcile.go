@@ -104,8 +104,9 @@ func runReconcile(ctx context.Context, args, env []string, stdout, stderr io.Wri
 }
 
 // jsonReport is the object `reconcile --format json` prints per job, with
-// SPEC.md's keys in SPEC.md's order; skipped and error appear only when
-// they apply, drift always comes last.
+// its keys in a fixed order (job, dry_run, scanned, drifted, fixed, errors,
+// duration_seconds); skipped and error appear only when they apply, drift
+// always comes last.
 type jsonReport struct {
 	Job             string  `json:"job"`
 	DryRun          bool    `json:"dry_run"`

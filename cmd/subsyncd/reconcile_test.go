@@ -77,8 +77,7 @@ func (e *recEnv) cli(t *testing.T, args ...string) (string, string, int) {
 	return out.String(), errOut.String(), code
 }
 
-// jsonLines decodes one object per line, checking the key order SPEC.md
-// shows.
+// jsonLines decodes one object per line, checking the order of its keys.
 func jsonLines(t *testing.T, out string) []map[string]any {
 	t.Helper()
 	var objs []map[string]any
@@ -406,10 +405,10 @@ func TestServeRunsScheduledJobs(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`subsync_reconcile_interval_seconds{job="subscriptions"} 1`,
-		`subsync_reconcile_interval_seconds{job="events"} 0`,
-		`subsync_reconcile_runs_total{job="subscriptions",outcome="succeeded"}`,
-		`subsync_reconcile_last_success_timestamp_seconds{job="subscriptions"}`,
+		`subsync_reconcile_interval_seconds{job_name="subscriptions"} 1`,
+		`subsync_reconcile_interval_seconds{job_name="events"} 0`,
+		`subsync_reconcile_runs_total{job_name="subscriptions",outcome="succeeded"}`,
+		`subsync_reconcile_last_success_timestamp_seconds{job_name="subscriptions"}`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Fatalf("/metrics lacks %s", want)

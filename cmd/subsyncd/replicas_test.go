@@ -179,7 +179,7 @@ func TestReplicasShareTheWork(t *testing.T) {
 	x := sqlx.MustConnect("postgres", dbURL)
 	defer x.Close()
 	runs := "subsync_reconcile_runs_total"
-	skipped := []string{`job="subscriptions"`, `outcome="skipped"`}
+	skipped := []string{`job_name="subscriptions"`, `outcome="skipped"`}
 	waitFor(t, "every event applied, rows equal to Stripe, the outbox delivered, three sweeps and a skipped tick", 90*time.Second, func() bool {
 		var waiting, pending, sweeps int
 		_ = x.Get(&waiting, `SELECT count(*) FROM stripe_webhook_events WHERE status IN ('pending', 'failed')`)
@@ -238,7 +238,7 @@ func TestReplicasShareTheWork(t *testing.T) {
 		t.Errorf("%.0f cache invalidation failures counted", failures)
 	}
 	sweepSkips := replicaMetric(t, runs, skipped, a, b)
-	catchupSkips := replicaMetric(t, runs, []string{`job="events"`, `outcome="skipped"`}, a, b)
+	catchupSkips := replicaMetric(t, runs, []string{`job_name="events"`, `outcome="skipped"`}, a, b)
 	if lb.served[0].Load() == 0 || lb.served[1].Load() == 0 {
 		t.Errorf("deliveries per replica: %d and %d, want both", lb.served[0].Load(), lb.served[1].Load())
 	}

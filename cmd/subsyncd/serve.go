@@ -115,7 +115,8 @@ func (a *app) serve(ctx context.Context) error {
 		Notify: func() { applier.Notify(); inboxNotifier.Poke() },
 	}, ingest)
 	if err != nil {
-		return usageError{err}
+		// The secrets are STRIPE_WEBHOOK_SECRET, validated by parseConfig.
+		return usageError{fmt.Errorf("STRIPE_WEBHOOK_SECRET: %w", err)}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/webhooks/stripe", hook)

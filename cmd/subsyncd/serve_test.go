@@ -240,6 +240,8 @@ func TestCommandLine(t *testing.T) {
 		{"bad apply mode", []string{"serve"}, []string{"DATABASE_URL=" + dbURL, "STRIPE_SECRET_KEY=sk_test_x", "STRIPE_WEBHOOK_SECRET=whsec_x", "WEBHOOK_APPLY_MODE=guess"}, 2, "WEBHOOK_APPLY_MODE"},
 		{"bad price variable", []string{"serve"}, []string{"DATABASE_URL=" + dbURL, "STRIPE_SECRET_KEY=sk_test_x", "STRIPE_WEBHOOK_SECRET=whsec_x", "STRIPE_PRICE_MAQUINA_WEEKLY=price_1"}, 2, "STRIPE_PRICE_MAQUINA_WEEKLY"},
 		{"flag overrides env", []string{"serve", "--webhook-apply-mode", "nope"}, []string{"DATABASE_URL=" + dbURL, "STRIPE_SECRET_KEY=sk_test_x", "STRIPE_WEBHOOK_SECRET=whsec_x", "WEBHOOK_APPLY_MODE=payload"}, 2, "WEBHOOK_APPLY_MODE"},
+		{"unparseable DATABASE_URL", []string{"migrate"}, []string{"DATABASE_URL=postgres://postgres:topsecretpw@127.0.0.1:port/none"}, 2, "DATABASE_URL: not a valid postgres URL"},
+		{"bad PLANS_FILE", []string{"migrate"}, []string{"DATABASE_URL=" + dbURL, "PLANS_FILE=/nonexistent/plans.yaml"}, 2, "PLANS_FILE"},
 		{"unknown flag", []string{"migrate", "--no-such-flag"}, []string{"DATABASE_URL=" + dbURL}, 2, "no-such-flag"},
 		{"database down", []string{"migrate"}, []string{"DATABASE_URL=" + dbURL}, 1, "127.0.0.1:1"},
 	}
