@@ -85,7 +85,7 @@ func TestApplierBatchSurvivesDatabaseRestart(t *testing.T) {
 	}()
 	waitUntil(t, "the batch holds the subscription's lock", func() bool {
 		var n int
-		return d.X().Get(&n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`) == nil && n == 1
+		return d.X().Get(&n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) == nil && n == 1
 	})
 	pg.Kill(t)
 	pg.Start(t)

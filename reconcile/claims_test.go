@@ -77,7 +77,7 @@ func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 	}()
 	held := func() bool {
 		var n int
-		return d.X().Get(&n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`) == nil && n == 1
+		return d.X().Get(&n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) == nil && n == 1
 	}
 	waitUntil(t, "the event is claimed", held)
 	polls := 0
@@ -119,7 +119,7 @@ func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 		done <- err
 	}()
 	waitUntil(t, "the event is claimed again", held)
-	if _, err := d.X().Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted`); err != nil {
+	if _, err := d.X().Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err == nil {
