@@ -53,6 +53,8 @@ type Metrics struct {
 	EventsCursorAge      prometheus.Gauge
 	EventsCursorExpired  prometheus.Counter
 
+	PrunedRows *prometheus.CounterVec
+
 	BuildInfo *prometheus.GaugeVec
 }
 
@@ -170,6 +172,10 @@ func New(reg prometheus.Registerer, withRuntime bool) *Metrics {
 			Name: "subsync_events_cursor_expired_total",
 			Help: "Catch-up runs whose cursor was older than Stripe's event retention (a full sweep ran instead).",
 		}),
+		PrunedRows: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "subsync_pruned_rows_total",
+			Help: "Rows deleted by retention (EVENT_RETENTION, RECONCILE_HISTORY_RETENTION), by table.",
+		}, []string{"table"}),
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "subsync_build_info",
 			Help: "Build of the running daemon; always 1.",
@@ -183,6 +189,9 @@ func New(reg prometheus.Registerer, withRuntime bool) *Metrics {
 	}
 	for _, o := range []string{"success", "failure"} {
 		m.CacheInvalidations.WithLabelValues(o)
+	}
+	for _, t := range []string{"stripe_webhook_events", "reconcile_runs", "subscription_drift"} {
+		m.PrunedRows.WithLabelValues(t)
 	}
 	for _, job := range []string{"events", "subscriptions"} {
 		for _, o := range []string{"succeeded", "failed", "skipped"} {

@@ -45,7 +45,15 @@ var settings = []setting{
 	{"LOG_LEVEL", "info", false, "debug, info, warn or error"},
 	{"LOG_FORMAT", "json", false, "json or text"},
 	{"AUTO_MIGRATE", "true", false, "apply pending migrations at start"},
+	{"EVENT_RETENTION", "2160h", false, "applied and ignored events older than this are pruned (at least 744h)"},
+	{"RECONCILE_HISTORY_RETENTION", "2160h", false, "reconcile runs and drift rows older than this are pruned"},
+	{"APPLY_WORKERS", strconv.Itoa(reconcile.DefaultWorkers), false, "inbox appliers, each applying one batch at a time"},
+	{"APPLY_BATCH_SIZE", strconv.Itoa(reconcile.DefaultBatchSize), false, "events claimed and applied in one transaction"},
 }
+
+// minEventRetention keeps events longer than Stripe's events list reaches
+// back (30 days): catch-up recognises an event it has seen by its stored id.
+const minEventRetention = 31 * 24 * time.Hour
 
 // flagName is the kebab-case flag of an environment variable.
 func flagName(env string) string { return strings.ReplaceAll(strings.ToLower(env), "_", "-") }
@@ -71,6 +79,10 @@ type config struct {
 	LogLevel              slog.Level
 	LogFormat             string
 	AutoMigrate           bool
+	EventRetention        time.Duration
+	HistoryRetention      time.Duration
+	ApplyWorkers          int
+	ApplyBatchSize        int
 	Plans                 reconcile.Plans
 }
 
@@ -228,6 +240,18 @@ func buildConfig(get func(string) string, envMap map[string]string, n need) (con
 	}
 	if c.AutoMigrate, err = strconv.ParseBool(get("AUTO_MIGRATE")); err != nil {
 		bad("AUTO_MIGRATE", "%q is not true or false", get("AUTO_MIGRATE"))
+	}
+	if c.EventRetention, err = time.ParseDuration(get("EVENT_RETENTION")); err != nil || c.EventRetention < minEventRetention {
+		bad("EVENT_RETENTION", "%q is not a duration of at least 744h (31 days: Stripe lists events 30 days back, and catch-up knows an event by its stored id)", get("EVENT_RETENTION"))
+	}
+	if c.HistoryRetention, err = time.ParseDuration(get("RECONCILE_HISTORY_RETENTION")); err != nil || c.HistoryRetention < time.Hour {
+		bad("RECONCILE_HISTORY_RETENTION", "%q is not a duration of at least 1h", get("RECONCILE_HISTORY_RETENTION"))
+	}
+	if c.ApplyWorkers, err = strconv.Atoi(get("APPLY_WORKERS")); err != nil || c.ApplyWorkers < 1 || c.ApplyWorkers > 64 {
+		bad("APPLY_WORKERS", "%q is not a whole number from 1 to 64", get("APPLY_WORKERS"))
+	}
+	if c.ApplyBatchSize, err = strconv.Atoi(get("APPLY_BATCH_SIZE")); err != nil || c.ApplyBatchSize < 1 || c.ApplyBatchSize > 1000 {
+		bad("APPLY_BATCH_SIZE", "%q is not a whole number from 1 to 1000", get("APPLY_BATCH_SIZE"))
 	}
 	if c.Plans, err = loadPlans(envMap, c.PlansFile); err != nil {
 		errs = append(errs, err)

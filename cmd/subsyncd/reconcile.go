@@ -67,7 +67,8 @@ func runReconcile(ctx context.Context, args, env []string, stdout, stderr io.Wri
 		return err
 	}
 	defer a.close()
-	applier := reconcile.NewApplier(reconcile.ApplierConfig{Mode: cfg.ApplyMode, Logger: a.log, Metrics: a.metrics},
+	applier := reconcile.NewApplier(reconcile.ApplierConfig{Mode: cfg.ApplyMode, Workers: cfg.ApplyWorkers,
+		BatchSize: cfg.ApplyBatchSize, Logger: a.log, Metrics: a.metrics},
 		a.db, a.stripe, a.resolve)
 	rec := a.reconciler(applier.Drain)
 

@@ -102,7 +102,8 @@ func runServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 func (a *app) serve(ctx context.Context) error {
 	log := a.log
 	applier := reconcile.NewApplier(reconcile.ApplierConfig{
-		Mode: a.cfg.ApplyMode, Logger: log, Metrics: a.metrics,
+		Mode: a.cfg.ApplyMode, Workers: a.cfg.ApplyWorkers, BatchSize: a.cfg.ApplyBatchSize,
+		Logger: log, Metrics: a.metrics,
 	}, a.db, a.stripe, a.resolve)
 	// Webhook events are stored in shared commits; the applier here wakes at
 	// once, other replicas through one coalesced NOTIFY sent outside them.
@@ -163,6 +164,7 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	})
 	bg.Go(func() { a.reportInbox(workCtx, 5*time.Second) })
+	bg.Go(func() { a.runRetention(workCtx) })
 	if a.cfg.RedisURL != "" {
 		bg.Go(func() { a.runCache(workCtx) })
 	}

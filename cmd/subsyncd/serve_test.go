@@ -242,6 +242,10 @@ func TestCommandLine(t *testing.T) {
 		{"flag overrides env", []string{"serve", "--webhook-apply-mode", "nope"}, []string{"DATABASE_URL=" + dbURL, "STRIPE_SECRET_KEY=sk_test_x", "STRIPE_WEBHOOK_SECRET=whsec_x", "WEBHOOK_APPLY_MODE=payload"}, 2, "WEBHOOK_APPLY_MODE"},
 		{"unparseable DATABASE_URL", []string{"migrate"}, []string{"DATABASE_URL=postgres://postgres:topsecretpw@127.0.0.1:port/none"}, 2, "DATABASE_URL: not a valid postgres URL"},
 		{"bad PLANS_FILE", []string{"migrate"}, []string{"DATABASE_URL=" + dbURL, "PLANS_FILE=/nonexistent/plans.yaml"}, 2, "PLANS_FILE"},
+		{"event retention under Stripe's 30 days", []string{"migrate"}, []string{"DATABASE_URL=" + dbURL, "EVENT_RETENTION=720h"}, 2, "EVENT_RETENTION: \"720h\" is not a duration of at least 744h"},
+		{"history retention not a duration", []string{"migrate"}, []string{"DATABASE_URL=" + dbURL, "RECONCILE_HISTORY_RETENTION=forever"}, 2, "RECONCILE_HISTORY_RETENTION"},
+		{"apply workers", []string{"migrate"}, []string{"DATABASE_URL=" + dbURL, "APPLY_WORKERS=0"}, 2, "APPLY_WORKERS"},
+		{"apply batch size", []string{"migrate"}, []string{"DATABASE_URL=" + dbURL, "APPLY_BATCH_SIZE=lots"}, 2, "APPLY_BATCH_SIZE"},
 		{"unknown flag", []string{"migrate", "--no-such-flag"}, []string{"DATABASE_URL=" + dbURL}, 2, "no-such-flag"},
 		{"database down", []string{"migrate"}, []string{"DATABASE_URL=" + dbURL}, 1, "127.0.0.1:1"},
 	}
