@@ -2,25 +2,29 @@ package stripefake
 
 import (
 	"net/http"
+	"net/url"
 	"path"
 )
 
 func (s *Server) handleGetEvent(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	s.mu.RLock()
-	e, ok := s.events.get(id)
-	ok = ok && e.created >= s.nowLocked()-eventRetention
-	var b []byte
-	if ok {
-		b = s.renderLocked(e, "")
-	}
-	s.mu.RUnlock()
-	if !ok {
-		writeError(w, notFound("event", id))
-		return
-	}
-	writeRaw(w, http.StatusOK, b)
+	serveGet(s, w, r, "event", s.recentEventLocked, s.renderEventLocked)
 }
+
+// recentEventLocked returns the event with that id if it is recent enough
+// to be read.
+func (s *Server) recentEventLocked(id string) (*event, bool) {
+	e, ok := s.events.get(id)
+	return e, ok && e.created >= s.nowLocked()-eventRetention
+}
+
+// pageRecentEventsLocked pages the events recent enough to be listed.
+func (s *Server) pageRecentEventsLocked(q pageQuery, match func(*event) bool) ([]*event, bool, error) {
+	q.minCreated = max(q.minCreated, s.nowLocked()-eventRetention)
+	return s.events.page(q, match)
+}
+
+// renderEventLocked renders an event in its own API version.
+func (s *Server) renderEventLocked(e *event) ([]byte, error) { return s.renderLocked(e, ""), nil }
 
 // eventTypeFilter builds the match of type (which may hold * wildcards, as
 // in customer.subscription.*) or types[] (exact names, up to 20).
@@ -48,35 +52,11 @@ func eventTypeFilter(typ string, types []string) (func(*event) bool, error) {
 }
 
 func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request) {
-	form, ok := parseForm(w, r)
-	if !ok {
-		return
-	}
-	q, err := parseListQuery(form)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if _, _, err := boolParam(form, "delivery_success"); err != nil {
-		writeError(w, err) // validated, then ignored
-		return
-	}
-	match, err := eventTypeFilter(form.Get("type"), repeated(form, "types"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	s.mu.RLock()
-	q.minCreated = max(q.minCreated, s.nowLocked()-eventRetention)
-	rows, more, err := s.events.page(q, match)
-	items := make([][]byte, len(rows))
-	for i, e := range rows {
-		items[i] = s.renderLocked(e, "")
-	}
-	s.mu.RUnlock()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	s.writeList(w, "/v1/events", items, more)
+	serveList(s, w, r, "/v1/events", s.pageRecentEventsLocked, func(form url.Values) (listing[*event], error) {
+		if _, _, err := boolParam(form, "delivery_success"); err != nil {
+			return listing[*event]{}, err // validated, then ignored
+		}
+		match, err := eventTypeFilter(form.Get("type"), repeated(form, "types"))
+		return listing[*event]{match: match, render: s.renderEventLocked}, err
+	})
 }
