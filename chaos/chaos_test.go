@@ -16,9 +16,9 @@ import (
 	_ "github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/reconcile"
-	"github.com/subsync/subsync/stripefake"
 )
 
 const chaosSecret = "whsec_chaos_3f9a1c7e5b2d4f6a8c0e1b3d5f7a9c2e"

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
-	"github.com/subsync/subsync/stripefake"
 )
 
 // Fault kinds; faultRotation gives their order.

@@ -9,11 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
 	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/stripeapi"
-	"github.com/subsync/subsync/stripefake"
 )
 
 // TestApplierBatchSurvivesDatabaseRestart: Postgres crashes while a batch

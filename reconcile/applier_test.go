@@ -13,11 +13,11 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
 	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/stripeapi"
-	"github.com/subsync/subsync/stripefake"
 )
 
 // applyFixture is a migrated database, a Stripe fake with the three plans'

@@ -12,9 +12,9 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/stripeapi"
-	"github.com/subsync/subsync/stripefake"
 )
 
 // fakeClock is a settable clock shared by the fake and the reconciler.

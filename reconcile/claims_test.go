@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/stripeapi"
-	"github.com/subsync/subsync/stripefake"
 )
 
 // TestApplierHoldsItsClaimWhileProcessing: a live worker keeps its claim

@@ -10,9 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/stripeapi"
-	"github.com/subsync/subsync/stripefake"
 )
 
 func TestSweepListsEveryPageCanceledIncluded(t *testing.T) {

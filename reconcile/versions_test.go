@@ -17,11 +17,11 @@ import (
 	stripewebhook "github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
 	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/stripeapi"
-	"github.com/subsync/subsync/stripefake"
 	"github.com/subsync/subsync/webhook"
 )
 

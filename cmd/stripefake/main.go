@@ -1,7 +1,8 @@
 // Command stripefake serves a stateful fake of the Stripe API (package
-// stripefake) for demos and load tests: no Stripe account, no network. It
-// creates the three plans' monthly and annual prices and prints their ids as
-// STRIPE_PRICE_<PLAN>_<PERIOD>=price_… lines that a shell can source.
+// internal/stripefake) for demos and load tests: no Stripe account, no
+// network. It creates the three plans' monthly and annual prices and prints
+// their ids as STRIPE_PRICE_<PLAN>_<PERIOD>=price_… lines that a shell can
+// source.
 package main
 
 import (

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/subsync/subsync/stripefake"
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 // planPrice is one created price, named as the daemon's configuration names

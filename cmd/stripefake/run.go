@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/subsync/subsync/stripefake"
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 // errUsage marks errors in the command line (exit status 2).

@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/subsync/subsync/stripefake"
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 func main() {

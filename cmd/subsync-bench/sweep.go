@@ -19,7 +19,7 @@ import (
 
 	"github.com/lib/pq"
 
-	"github.com/subsync/subsync/stripefake"
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 // fixture is the fake and database of the size being measured.

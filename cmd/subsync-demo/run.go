@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/subsync/subsync/stripefake"
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 // errUsage marks command-line errors (exit status 2).

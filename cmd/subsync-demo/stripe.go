@@ -11,7 +11,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 
-	"github.com/subsync/subsync/stripefake"
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 // plan is one of the three plans, prices in centavos (BRL). The same figures

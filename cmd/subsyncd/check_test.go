@@ -10,9 +10,9 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/reconcile"
-	"github.com/subsync/subsync/stripefake"
 )
 
 // checkLines returns the check output as "status name" pairs, e.g.

@@ -16,8 +16,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/stripe/stripe-go/v76"
 
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
-	"github.com/subsync/subsync/stripefake"
 )
 
 // hostileSecret signs the webhooks of the hostile-input tests.

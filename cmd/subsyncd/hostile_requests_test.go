@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/subsync/subsync/stripefake"
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 // hostileRequestCases are the requests refused or accepted for what they

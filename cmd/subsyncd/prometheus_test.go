@@ -19,8 +19,8 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 	"gopkg.in/yaml.v3"
 
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
-	"github.com/subsync/subsync/stripefake"
 )
 
 // promWait bounds every wait on Prometheus: scrapes and rule evaluations run

@@ -17,8 +17,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
-	"github.com/subsync/subsync/stripefake"
 )
 
 // recEnv is a Stripe fake with two mapped prices and the environment that

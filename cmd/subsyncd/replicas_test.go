@@ -18,8 +18,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
-	"github.com/subsync/subsync/stripefake"
 )
 
 const replicaSecret = "whsec_replicas_0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"

@@ -23,9 +23,9 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/reconcile"
-	"github.com/subsync/subsync/stripefake"
 )
 
 // shutdownSecret signs the load of the shutdown tests.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/subsync/subsync/stripefake"
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 // TestSlowClientsAreCut shows that the listeners' timeouts (newHTTPServer)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 
-	"github.com/subsync/subsync/stripefake"
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 func TestSubscriptionLifecycleThroughStripeGo(t *testing.T) {

@@ -3,6 +3,7 @@ package stripefake
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/stripe/stripe-go/v76"
 )
@@ -92,53 +93,19 @@ func (s *Server) Invoice(id string) (*stripe.Invoice, error) {
 }
 
 func (s *Server) handleGetInvoice(w http.ResponseWriter, r *http.Request) {
-	form, ok := parseForm(w, r)
-	if !ok {
-		return
-	}
-	version := s.readVersion(r)
-	s.serveGet(w, r, "invoice", func(id string) ([]byte, bool, error) {
-		inv, ok := s.invoices.get(id)
-		if !ok {
-			return nil, false, nil
-		}
-		b, err := s.expandLocked(inv.json(), "", repeated(form, "expand"))
-		return renderObject("invoice", b, version), true, err
-	})
+	serveExpandedGet(s, w, r, s.invoices)
 }
 
 func (s *Server) handleListInvoices(w http.ResponseWriter, r *http.Request) {
-	form, ok := parseForm(w, r)
-	if !ok {
-		return
-	}
-	q, err := parseListQuery(form)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	version := s.readVersion(r)
-	subID, cusID, status := form.Get("subscription"), form.Get("customer"), form.Get("status")
-	match := func(inv *invoice) bool {
-		return (subID == "" || derefStr(inv.Subscription) == subID) &&
-			(cusID == "" || inv.Customer == cusID) && (status == "" || inv.Status == status)
-	}
-	expand := repeated(form, "expand")
-	s.mu.RLock()
-	rows, more, err := s.invoices.page(q, match)
-	items := make([][]byte, 0, len(rows))
-	for _, inv := range rows {
-		if err != nil {
-			break
-		}
-		var b []byte
-		b, err = s.expandLocked(inv.json(), "data.", expand)
-		items = append(items, renderObject("invoice", b, version))
-	}
-	s.mu.RUnlock()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	s.writeList(w, "/v1/invoices", items, more)
+	serveList(s, w, r, "/v1/invoices", s.invoices.page, func(form url.Values) (listing[*invoice], error) {
+		version := s.readVersion(r)
+		subID, cusID, status := form.Get("subscription"), form.Get("customer"), form.Get("status")
+		return listing[*invoice]{
+			match: func(inv *invoice) bool {
+				return (subID == "" || derefStr(inv.Subscription) == subID) &&
+					(cusID == "" || inv.Customer == cusID) && (status == "" || inv.Status == status)
+			},
+			render: expandedRender[*invoice](s, "invoice", version, "data.", repeated(form, "expand")),
+		}, nil
+	})
 }

@@ -2,6 +2,7 @@ package stripefake
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 )
 
@@ -51,6 +52,34 @@ func (s *Server) expandLocked(raw []byte, prefix string, paths []string) ([]byte
 		m[p] = obj
 	}
 	return json.Marshal(m)
+}
+
+// selfRendering is a record that keeps its own JSON: a subscription or an
+// invoice.
+type selfRendering interface {
+	record
+	json() []byte
+}
+
+// expandedRender returns how a request renders a kind of object: its JSON
+// expanded along expand (each under prefix, "data." in lists), in version;
+// it runs under the read lock.
+func expandedRender[T selfRendering](s *Server, kind, version, prefix string, expand []string) func(T) ([]byte, error) {
+	return func(v T) ([]byte, error) {
+		b, err := s.expandLocked(v.json(), prefix, expand)
+		return renderObject(kind, b, version), err
+	}
+}
+
+// serveExpandedGet answers GET of one subscription or invoice of tbl by the
+// {id} of the path, expanded as the request asks, in its API version.
+func serveExpandedGet[T selfRendering](s *Server, w http.ResponseWriter, r *http.Request, tbl *table[T]) {
+	form, ok := parseForm(w, r)
+	if !ok {
+		return
+	}
+	render := expandedRender[T](s, tbl.noun, s.readVersion(r), "", repeated(form, "expand"))
+	serveGet(s, w, r, tbl.noun, tbl.get, render)
 }
 
 // objectJSONLocked renders the object an id field names.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/stripe/stripe-go/v76"
@@ -121,6 +122,9 @@ func customerJSON(c *customer) []byte {
 	return b
 }
 
+// renderCustomer is customerJSON as a list or a GET renders.
+func renderCustomer(c *customer) ([]byte, error) { return customerJSON(c), nil }
+
 func (s *Server) handleCreateCustomer(w http.ResponseWriter, r *http.Request) {
 	form, ok := parseForm(w, r)
 	if !ok {
@@ -139,19 +143,7 @@ func (s *Server) handleCreateCustomer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetCustomer(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	s.mu.RLock()
-	c, ok := s.customers.get(id)
-	var b []byte
-	if ok {
-		b = customerJSON(c)
-	}
-	s.mu.RUnlock()
-	if !ok {
-		writeError(w, notFound("customer", id))
-		return
-	}
-	writeRaw(w, http.StatusOK, b)
+	serveGet(s, w, r, "customer", s.customers.get, renderCustomer)
 }
 
 func (s *Server) handleUpdateCustomer(w http.ResponseWriter, r *http.Request) {
@@ -192,27 +184,11 @@ func (s *Server) handleDeleteCustomer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleListCustomers(w http.ResponseWriter, r *http.Request) {
-	form, ok := parseForm(w, r)
-	if !ok {
-		return
-	}
-	q, err := parseListQuery(form)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	email := form.Get("email")
-	match := func(c *customer) bool { return !c.deleted && (email == "" || derefStr(c.Email) == email) }
-	s.mu.RLock()
-	rows, more, err := s.customers.page(q, match)
-	items := make([][]byte, len(rows))
-	for i, c := range rows {
-		items[i] = customerJSON(c)
-	}
-	s.mu.RUnlock()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	s.writeList(w, "/v1/customers", items, more)
+	serveList(s, w, r, "/v1/customers", s.customers.page, func(form url.Values) (listing[*customer], error) {
+		email := form.Get("email")
+		return listing[*customer]{
+			match:  func(c *customer) bool { return !c.deleted && (email == "" || derefStr(c.Email) == email) },
+			render: renderCustomer,
+		}, nil
+	})
 }

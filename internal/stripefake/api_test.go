@@ -2,12 +2,14 @@ package stripefake_test
 
 import (
 	"context"
+	"net/http"
+	"slices"
 	"sync"
 	"testing"
 
 	"github.com/stripe/stripe-go/v76"
 
-	"github.com/subsync/subsync/stripefake"
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 func TestUpdateVariants(t *testing.T) {
@@ -76,6 +78,55 @@ func TestWebhookEndpointsAPI(t *testing.T) {
 	}
 	if it.Err() != nil || len(urls) != 2 || urls[0] != "http://127.0.0.1:1/b" {
 		t.Fatalf("endpoints = %v, %v", urls, it.Err())
+	}
+}
+
+// TestWebhookEndpointsPages pages the endpoints newest first with both
+// cursors, as stripe-go's auto-pagination and a single page ask.
+func TestWebhookEndpointsPages(t *testing.T) {
+	t.Parallel()
+	f, api := newFake(t, stripefake.Options{})
+	var ids []string // newest first
+	for _, u := range []string{"a", "b", "c", "d", "e"} {
+		ids = append([]string{f.AddWebhookEndpoint("http://127.0.0.1:1/"+u, "whsec_"+u, "", nil)}, ids...)
+	}
+	list := func(p *stripe.WebhookEndpointListParams) ([]string, bool, error) {
+		it := api.WebhookEndpoints.List(p)
+		var got []string
+		for it.Next() {
+			got = append(got, it.WebhookEndpoint().ID)
+		}
+		return got, it.Meta() != nil && it.Meta().HasMore, it.Err()
+	}
+
+	p := &stripe.WebhookEndpointListParams{}
+	p.Limit = stripe.Int64(2)
+	if got, _, err := list(p); err != nil || !slices.Equal(got, ids) {
+		t.Fatalf("all pages = %v, %v; want %v", got, err, ids)
+	}
+	p = &stripe.WebhookEndpointListParams{}
+	p.Limit, p.Single = stripe.Int64(2), true
+	p.StartingAfter = stripe.String(ids[1])
+	if got, more, err := list(p); err != nil || !slices.Equal(got, ids[2:4]) || !more {
+		t.Fatalf("after %s = %v (has_more %v), %v; want %v", ids[1], got, more, err, ids[2:4])
+	}
+	p = &stripe.WebhookEndpointListParams{}
+	p.Limit, p.Single = stripe.Int64(2), true
+	p.EndingBefore = stripe.String(ids[2])
+	want := []string{ids[1], ids[0]} // stripe-go walks a backward page oldest first
+	if got, more, err := list(p); err != nil || !slices.Equal(got, want) || more {
+		t.Fatalf("before %s = %v (has_more %v), %v; want %v", ids[2], got, more, err, want)
+	}
+	p.EndingBefore = stripe.String(ids[4])
+	want = []string{ids[3], ids[2]}
+	if got, more, err := list(p); err != nil || !slices.Equal(got, want) || !more {
+		t.Fatalf("before %s = %v (has_more %v), %v; want %v", ids[4], got, more, err, want)
+	}
+	p = &stripe.WebhookEndpointListParams{}
+	p.StartingAfter = stripe.String("we_missing")
+	_, _, err := list(p)
+	if se := stripeError(t, err, http.StatusBadRequest); se.Code != stripe.ErrorCodeResourceMissing {
+		t.Fatalf("unknown cursor: code = %q, want resource_missing", se.Code)
 	}
 }
 

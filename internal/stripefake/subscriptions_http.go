@@ -37,12 +37,22 @@ func (s *Server) handleCreateSubscription(w http.ResponseWriter, r *http.Request
 		Metadata: md.apply(nil), TrialPeriodDays: trial, CancelAtPeriodEnd: cape,
 		DefaultIncomplete: form.Get("payment_behavior") == "default_incomplete",
 	}
+	s.serveSubscriptionChange(w, r, repeated(form, "expand"), func(rq reqInfo) (*subscription, error) {
+		return s.createSubLocked(p, rq)
+	})
+}
+
+// serveSubscriptionChange runs change under the write lock and answers the
+// subscription it returns, expanded along expand and rendered in the
+// request's API version.
+func (s *Server) serveSubscriptionChange(w http.ResponseWriter, r *http.Request, expand []string,
+	change func(reqInfo) (*subscription, error)) {
 	version := s.readVersion(r)
 	s.mu.Lock()
-	sub, err := s.createSubLocked(p, requestInfo(w, r))
+	sub, err := change(requestInfo(w, r))
 	var b []byte
 	if err == nil {
-		b, err = s.expandLocked(sub.json(), "", repeated(form, "expand"))
+		b, err = s.expandLocked(sub.json(), "", expand)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -53,19 +63,7 @@ func (s *Server) handleCreateSubscription(w http.ResponseWriter, r *http.Request
 }
 
 func (s *Server) handleGetSubscription(w http.ResponseWriter, r *http.Request) {
-	form, ok := parseForm(w, r)
-	if !ok {
-		return
-	}
-	version := s.readVersion(r)
-	s.serveGet(w, r, "subscription", func(id string) ([]byte, bool, error) {
-		sub, ok := s.subs.get(id)
-		if !ok {
-			return nil, false, nil
-		}
-		b, err := s.expandLocked(sub.json(), "", repeated(form, "expand"))
-		return renderObject("subscription", b, version), true, err
-	})
+	serveExpandedGet(s, w, r, s.subs)
 }
 
 // parseSubUpdate reads the parameters of POST /v1/subscriptions/{id}.
@@ -109,59 +107,30 @@ func (s *Server) handleUpdateSubscription(w http.ResponseWriter, r *http.Request
 		writeError(w, err)
 		return
 	}
-	version := s.readVersion(r)
-	s.mu.Lock()
-	sub, err := s.updateSubLocked(r.PathValue("id"), u, requestInfo(w, r))
-	var b []byte
-	if err == nil {
-		b, err = s.expandLocked(sub.json(), "", repeated(form, "expand"))
-	}
-	s.mu.Unlock()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeRaw(w, http.StatusOK, renderObject("subscription", b, version))
+	s.serveSubscriptionChange(w, r, repeated(form, "expand"), func(rq reqInfo) (*subscription, error) {
+		return s.updateSubLocked(r.PathValue("id"), u, rq)
+	})
 }
 
 func (s *Server) handleCancelSubscription(w http.ResponseWriter, r *http.Request) {
-	version := s.readVersion(r)
 	id := r.PathValue("id")
-	s.mu.Lock()
-	sub, ok := s.subs.get(id)
-	var err error
-	var b []byte
-	switch {
-	case !ok:
-		err = notFound("subscription", id)
-	case sub.ended():
-		err = invalid("", "", "This subscription has already been canceled (status %s).", sub.Status)
-	default:
-		s.cancelLocked(sub, requestInfo(w, r))
-		b = sub.json()
-	}
-	s.mu.Unlock()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeRaw(w, http.StatusOK, renderObject("subscription", b, version))
+	s.serveSubscriptionChange(w, r, nil, func(rq reqInfo) (*subscription, error) {
+		sub, ok := s.subs.get(id)
+		switch {
+		case !ok:
+			return nil, notFound("subscription", id)
+		case sub.ended():
+			return nil, invalid("", "", "This subscription has already been canceled (status %s).", sub.Status)
+		}
+		s.cancelLocked(sub, rq)
+		return sub, nil
+	})
 }
 
 func (s *Server) handleResumeSubscription(w http.ResponseWriter, r *http.Request) {
-	version := s.readVersion(r)
-	s.mu.Lock()
-	sub, err := s.resumeLocked(r.PathValue("id"), requestInfo(w, r))
-	var b []byte
-	if err == nil {
-		b = sub.json()
-	}
-	s.mu.Unlock()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeRaw(w, http.StatusOK, renderObject("subscription", b, version))
+	s.serveSubscriptionChange(w, r, nil, func(rq reqInfo) (*subscription, error) {
+		return s.resumeLocked(r.PathValue("id"), rq)
+	})
 }
 
 // subscriptionFilter builds the match function of GET /v1/subscriptions.
@@ -193,37 +162,12 @@ func subscriptionFilter(form url.Values) (func(*subscription) bool, error) {
 }
 
 func (s *Server) handleListSubscriptions(w http.ResponseWriter, r *http.Request) {
-	form, ok := parseForm(w, r)
-	if !ok {
-		return
-	}
-	q, err := parseListQuery(form)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	match, err := subscriptionFilter(form)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	version := s.readVersion(r)
-	expand := repeated(form, "expand")
-	s.mu.RLock()
-	rows, more, err := s.subs.page(q, match)
-	items := make([][]byte, 0, len(rows))
-	for _, sub := range rows {
+	serveList(s, w, r, "/v1/subscriptions", s.subs.page, func(form url.Values) (listing[*subscription], error) {
+		match, err := subscriptionFilter(form)
 		if err != nil {
-			break
+			return listing[*subscription]{}, err
 		}
-		var b []byte
-		b, err = s.expandLocked(sub.json(), "data.", expand)
-		items = append(items, renderObject("subscription", b, version))
-	}
-	s.mu.RUnlock()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	s.writeList(w, "/v1/subscriptions", items, more)
+		render := expandedRender[*subscription](s, "subscription", s.readVersion(r), "data.", repeated(form, "expand"))
+		return listing[*subscription]{match: match, render: render}, nil
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -156,24 +157,42 @@ func (s *Server) markDelivered(d delivery) {
 }
 
 func (s *Server) handleListWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
-	form, ok := parseForm(w, r)
-	if !ok {
-		return
+	serveList(s, w, r, "/v1/webhook_endpoints", s.pageEndpointsLocked, func(url.Values) (listing[*endpoint], error) {
+		return listing[*endpoint]{render: marshal[*endpoint]}, nil
+	})
+}
+
+// pageEndpointsLocked pages the webhook endpoints newest first, in the
+// reverse of the order they were added, after starting_after or before
+// ending_before; they take no filters.
+func (s *Server) pageEndpointsLocked(q pageQuery, _ func(*endpoint) bool) ([]*endpoint, bool, error) {
+	newest := slices.Clone(s.endpoints)
+	slices.Reverse(newest)
+	position := func(id, param string) (int, error) {
+		i := slices.IndexFunc(newest, func(ep *endpoint) bool { return ep.ID == id })
+		if i < 0 {
+			return 0, cursorMissing("webhook_endpoint", id, param)
+		}
+		return i, nil
 	}
-	q, err := parseListQuery(form)
-	if err != nil {
-		writeError(w, err)
-		return
+	if q.endingBefore != "" {
+		end, err := position(q.endingBefore, "ending_before")
+		if err != nil {
+			return nil, false, err
+		}
+		start := max(end-q.limit, 0)
+		return newest[start:end], start > 0, nil
 	}
-	s.mu.RLock()
-	var items [][]byte
-	for i := len(s.endpoints) - 1; i >= 0 && len(items) < q.limit; i-- {
-		b, _ := json.Marshal(s.endpoints[i]) // model structs always marshal
-		items = append(items, b)
+	start := 0
+	if q.startingAfter != "" {
+		i, err := position(q.startingAfter, "starting_after")
+		if err != nil {
+			return nil, false, err
+		}
+		start = i + 1
 	}
-	more := len(items) < len(s.endpoints)
-	s.mu.RUnlock()
-	s.writeList(w, "/v1/webhook_endpoints", items, more)
+	end := min(start+q.limit, len(newest))
+	return newest[start:end], end < len(newest), nil
 }
 
 func (s *Server) handleCreateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {

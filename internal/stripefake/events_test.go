@@ -9,7 +9,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 
-	"github.com/subsync/subsync/stripefake"
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 // listEvents lists every event matching p, following pages.

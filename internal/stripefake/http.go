@@ -2,6 +2,7 @@ package stripefake
 
 import (
 	"crypto/subtle"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -169,13 +170,19 @@ func (s *Server) handleAccount(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-// serveGet answers a GET of one object by the {id} of the path: look runs
-// under the read lock and returns the body to send and whether the object
-// exists; a missing one is answered 404 resource_missing.
-func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, kind string, look func(id string) ([]byte, bool, error)) {
+// serveGet answers GET of one kind of object by the {id} of the path: get
+// finds it and render renders it, both under the read lock; a missing one is
+// a 404 resource_missing.
+func serveGet[T any](s *Server, w http.ResponseWriter, r *http.Request, kind string,
+	get func(id string) (T, bool), render func(T) ([]byte, error)) {
 	id := r.PathValue("id")
 	s.mu.RLock()
-	b, ok, err := look(id)
+	v, ok := get(id)
+	var b []byte
+	var err error
+	if ok {
+		b, err = render(v)
+	}
 	s.mu.RUnlock()
 	switch {
 	case !ok:
@@ -186,3 +193,6 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, kind string, l
 		writeRaw(w, http.StatusOK, b)
 	}
 }
+
+// marshal renders a model struct as it is.
+func marshal[T any](v T) ([]byte, error) { return json.Marshal(v) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -173,14 +174,7 @@ func (s *Server) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetProduct(w http.ResponseWriter, r *http.Request) {
-	s.serveGet(w, r, "product", func(id string) ([]byte, bool, error) {
-		p, ok := s.products.get(id)
-		if !ok {
-			return nil, false, nil
-		}
-		b, err := json.Marshal(p)
-		return b, true, err
-	})
+	serveGet(s, w, r, "product", s.products.get, marshal[*product])
 }
 
 func (s *Server) handleCreatePrice(w http.ResponseWriter, r *http.Request) {
@@ -235,56 +229,28 @@ func (s *Server) handleCreatePrice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetPrice(w http.ResponseWriter, r *http.Request) {
-	s.serveGet(w, r, "price", func(id string) ([]byte, bool, error) {
-		p, ok := s.prices.get(id)
-		if !ok {
-			return nil, false, nil
-		}
-		b, err := json.Marshal(p)
-		return b, true, err
-	})
+	serveGet(s, w, r, "price", s.prices.get, marshal[*price])
 }
 
 func (s *Server) handleListPrices(w http.ResponseWriter, r *http.Request) {
-	form, ok := parseForm(w, r)
-	if !ok {
-		return
-	}
-	q, err := parseListQuery(form)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	active, hasActive, err := boolParam(form, "active")
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	keys := map[string]bool{}
-	for _, k := range repeated(form, "lookup_keys") {
-		keys[k] = true
-	}
-	product, typ := form.Get("product"), form.Get("type")
-	match := func(p *price) bool {
-		return (!hasActive || p.Active == active) && (product == "" || p.Product == product) &&
-			(typ == "" || p.Type == typ) && (len(keys) == 0 || keys[derefStr(p.LookupKey)])
-	}
-	s.mu.RLock()
-	rows, more, err := s.prices.page(q, match)
-	items := make([][]byte, 0, len(rows))
-	for _, p := range rows {
-		if err == nil {
-			var b []byte
-			b, err = json.Marshal(p)
-			items = append(items, b)
+	serveList(s, w, r, "/v1/prices", s.prices.page, func(form url.Values) (listing[*price], error) {
+		active, hasActive, err := boolParam(form, "active")
+		if err != nil {
+			return listing[*price]{}, err
 		}
-	}
-	s.mu.RUnlock()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	s.writeList(w, "/v1/prices", items, more)
+		keys := map[string]bool{}
+		for _, k := range repeated(form, "lookup_keys") {
+			keys[k] = true
+		}
+		product, typ := form.Get("product"), form.Get("type")
+		return listing[*price]{
+			match: func(p *price) bool {
+				return (!hasActive || p.Active == active) && (product == "" || p.Product == product) &&
+					(typ == "" || p.Type == typ) && (len(keys) == 0 || keys[derefStr(p.LookupKey)])
+			},
+			render: marshal[*price],
+		}, nil
+	})
 }
 
 // decodeAs decodes the fake's own JSON into a stripe-go type.
