@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -140,33 +139,6 @@ type ClaimedEvent struct {
 	Payload        json.RawMessage `db:"payload"`
 }
 
-// ClaimEvents leases up to limit due events (pending, or failed and due for
-// a retry), oldest first, for lease: their attempts are counted and they
-// become due again only when the lease expires, so a worker that dies
-// loses nothing. FOR UPDATE SKIP LOCKED lets any number of workers and
-// replicas claim concurrently without taking the same event.
-func (d *DB) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]ClaimedEvent, error) {
-	var out []ClaimedEvent
-	err := d.x.SelectContext(ctx, &out, `
-		UPDATE stripe_webhook_events e
-		SET attempts = e.attempts + 1, next_attempt_at = now() + $2 * interval '1 millisecond'
-		FROM (
-			SELECT id FROM stripe_webhook_events
-			WHERE status IN ('pending', 'failed') AND next_attempt_at <= now()
-			ORDER BY next_attempt_at, stripe_created_at, id
-			LIMIT $1
-			FOR UPDATE SKIP LOCKED
-		) due
-		WHERE e.id = due.id
-		RETURNING e.id, e.type, e.api_version, e.stripe_created_at, e.source, e.attempts,
-			e.subscription_id, e.received_at, e.payload`,
-		limit, lease.Milliseconds())
-	if err := d.observe("claim_events", err); err != nil {
-		return nil, fmt.Errorf("claim events: %w", err)
-	}
-	return out, nil
-}
-
 // EventResult is how the processing of one claimed event ended.
 type EventResult struct {
 	ID             string
@@ -174,33 +146,6 @@ type EventResult struct {
 	Error          string
 	RetryAt        time.Time // for StatusFailed
 	SubscriptionID string    // subscription id learnt while processing, if any
-}
-
-// FinishEvent records the result of processing one event.
-func (d *DB) FinishEvent(ctx context.Context, r EventResult) error {
-	return d.observe("finish_event", finishEvent(ctx, d.x, r))
-}
-
-func finishEvent(ctx context.Context, q sqlx.ExecerContext, r EventResult) error {
-	var retry any
-	if !r.RetryAt.IsZero() {
-		retry = r.RetryAt
-	}
-	_, err := q.ExecContext(ctx, `
-		UPDATE stripe_webhook_events SET
-			status = $2,
-			last_error = NULLIF($3, ''),
-			processed_at = CASE WHEN $2 IN ('applied', 'ignored', 'dead') THEN now() ELSE processed_at END,
-			-- finished events are due at once if an operator requeues them
-			next_attempt_at = CASE WHEN $2 IN ('applied', 'ignored', 'dead') THEN now()
-				ELSE COALESCE($4::timestamptz, next_attempt_at) END,
-			subscription_id = COALESCE(subscription_id, NULLIF($5, ''))
-		WHERE id = $1`,
-		r.ID, r.Status, truncate(r.Error, 2000), retry, r.SubscriptionID)
-	if err != nil {
-		return fmt.Errorf("record event %s as %s: %w", r.ID, r.Status, err)
-	}
-	return nil
 }
 
 // InboxStats is the state of the inbox for metrics.

@@ -142,12 +142,6 @@ func (t *Tx) Get(ctx context.Context, id string) (Subscription, error) {
 	return s, nil
 }
 
-// FinishEvent records an event's result in this transaction, so the event
-// is marked applied only if the write it caused commits.
-func (t *Tx) FinishEvent(ctx context.Context, r EventResult) error {
-	return t.d.observe("finish_event", finishEvent(ctx, t.tx, r))
-}
-
 // Upsert writes the desired row s unless the stored row reflects a newer
 // Stripe state (stripe_state_at). A missing user id in s keeps the stored
 // one. When a feature-relevant field changed for a linked user, it queues
