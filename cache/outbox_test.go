@@ -16,6 +16,7 @@ import (
 	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
+	"github.com/subsync/subsync/reconcile"
 )
 
 const template = "features:{user_id}"
@@ -68,16 +69,16 @@ func key(user string) string { return "features:" + user }
 var periodEnd = time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
 
 // subscription is a linked, active monthly subscription row as of at.
-func subscription(subID, user, plan string, end, at time.Time) db.Subscription {
+func subscription(subID, user, plan string, end, at time.Time) reconcile.Subscription {
 	price, start := "price_"+plan, end.AddDate(0, -1, 0)
-	return db.Subscription{
+	return reconcile.Subscription{
 		StripeSubscriptionID: subID, UserID: &user, StripeCustomerID: "cus_" + subID,
 		StripePriceID: &price, PlanID: &plan, BillingPeriod: "monthly", Status: "active",
 		CurrentPeriodStart: &start, CurrentPeriodEnd: &end, StripeStateAt: at.UTC().Truncate(time.Microsecond),
 	}
 }
 
-func upsert(t *testing.T, d *db.DB, s db.Subscription) db.UpsertResult {
+func upsert(t *testing.T, d *db.DB, s reconcile.Subscription) reconcile.UpsertResult {
 	t.Helper()
 	res, err := d.UpsertSubscription(context.Background(), s)
 	if err != nil {

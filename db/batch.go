@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/subsync/subsync/reconcile"
 )
 
 // UpsertSubscriptions writes several rows through the guarded upsert in one
@@ -12,8 +13,8 @@ import (
 // per row: the locks are taken in id order in one statement, the stored
 // rows read in one, and every write (rows, outbox, notifications) made by
 // one. Rows of the same id are applied in the order given, as successive
-// upserts would be (see Fold). Results are in the order of rows.
-func (d *DB) UpsertSubscriptions(ctx context.Context, rows []Subscription) ([]UpsertResult, error) {
+// upserts would be (see reconcile.Fold). Results are in the order of rows.
+func (d *DB) UpsertSubscriptions(ctx context.Context, rows []reconcile.Subscription) ([]reconcile.UpsertResult, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -26,23 +27,23 @@ func (d *DB) UpsertSubscriptions(ctx context.Context, rows []Subscription) ([]Up
 		}
 		byID[id] = append(byID[id], i)
 	}
-	out := make([]UpsertResult, len(rows))
+	out := make([]reconcile.UpsertResult, len(rows))
 	err := d.inTx(ctx, "apply_subscriptions", func(tx *sqlx.Tx) error {
 		stored, err := d.lockSubscriptions(ctx, tx, ids)
 		if err != nil {
 			return err
 		}
-		var w BatchWrite
+		var w reconcile.BatchWrite
 		for _, id := range ids {
-			desired := make([]Subscription, 0, len(byID[id]))
+			desired := make([]reconcile.Subscription, 0, len(byID[id]))
 			for _, i := range byID[id] {
 				desired = append(desired, rows[i])
 			}
-			var cur *Subscription
+			var cur *reconcile.Subscription
 			if s, ok := stored[id]; ok {
 				cur = &s
 			}
-			f := Fold(cur, desired)
+			f := reconcile.Fold(cur, desired)
 			for k, i := range byID[id] {
 				out[i] = f.Results[k]
 			}

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/internal/testenv"
+	"github.com/subsync/subsync/reconcile"
 )
 
 func TestUpsertSubscriptionsKeepsTheGuard(t *testing.T) {
@@ -14,17 +14,17 @@ func TestUpsertSubscriptionsKeepsTheGuard(t *testing.T) {
 	d := openMigrated(t, testenv.DatabaseURL(t))
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	row := func(id, status string, at time.Time) db.Subscription {
+	row := func(id, status string, at time.Time) reconcile.Subscription {
 		user := "u-" + id
-		return db.Subscription{StripeSubscriptionID: id, UserID: &user, StripeCustomerID: "cus_" + id,
+		return reconcile.Subscription{StripeSubscriptionID: id, UserID: &user, StripeCustomerID: "cus_" + id,
 			BillingPeriod: "annual", Status: status, StripeStateAt: at}
 	}
-	for _, r := range []db.Subscription{row("sub_newer", "active", t0.Add(time.Hour)), row("sub_older", "active", t0)} {
+	for _, r := range []reconcile.Subscription{row("sub_newer", "active", t0.Add(time.Hour)), row("sub_older", "active", t0)} {
 		if _, err := d.UpsertSubscription(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	res, err := d.UpsertSubscriptions(ctx, []db.Subscription{
+	res, err := d.UpsertSubscriptions(ctx, []reconcile.Subscription{
 		row("sub_newer", "canceled", t0.Add(time.Minute)), // older state than stored: refused
 		row("sub_older", "past_due", t0.Add(time.Minute)), // newer: written
 		row("sub_new", "trialing", t0),                    // missing: inserted

@@ -10,34 +10,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/subsync/subsync/reconcile"
 )
-
-// BatchWrite is everything one applying transaction writes, in one
-// statement: the final row of each subscription (see Fold), the users whose
-// features changed (an outbox row each when a cache key template is set,
-// and a notification on ChangeChannel each), and the results of the inbox
-// events the transaction claimed.
-type BatchWrite struct {
-	Rows    []Subscription
-	Changes []Change
-	Events  []EventResult
-}
-
-// subscriptionRow is a Subscription as the write statement reads it.
-type subscriptionRow struct {
-	ID                 string     `json:"stripe_subscription_id"`
-	UserID             *string    `json:"user_id"`
-	CustomerID         string     `json:"stripe_customer_id"`
-	PriceID            *string    `json:"stripe_price_id"`
-	PlanID             *string    `json:"plan_id"`
-	BillingPeriod      string     `json:"billing_period"`
-	Status             string     `json:"status"`
-	CurrentPeriodStart *time.Time `json:"current_period_start"`
-	CurrentPeriodEnd   *time.Time `json:"current_period_end"`
-	CancelAtPeriodEnd  bool       `json:"cancel_at_period_end"`
-	CanceledAt         *time.Time `json:"canceled_at"`
-	StripeStateAt      time.Time  `json:"stripe_state_at"`
-}
 
 type outboxRow struct {
 	UserID         string `json:"user_id"`
@@ -53,7 +27,7 @@ type eventRow struct {
 	SubscriptionID string     `json:"subscription_id"`
 }
 
-// writeBatchSQL writes a BatchWrite in one round trip. The upsert keeps the
+// writeBatchSQL writes a reconcile.BatchWrite in one round trip. The upsert keeps the
 // guard (an older Stripe state never overwrites a newer one) even though
 // the rows were folded under the subscriptions' locks; updated_at moves only
 // when a tracked field changed. Each event counts one more attempt. The
@@ -109,18 +83,13 @@ SELECT (SELECT count(*) FROM upserted) AS upserted, (SELECT count(*) FROM queued
     (SELECT count(pg_notify($4, n)) FROM unnest($5::text[]) AS n) AS notified`
 
 // writeBatch runs writeBatchSQL for w in tx.
-func (d *DB) writeBatch(ctx context.Context, tx *sqlx.Tx, w BatchWrite) error {
+func (d *DB) writeBatch(ctx context.Context, tx *sqlx.Tx, w reconcile.BatchWrite) error {
 	if len(w.Rows) == 0 && len(w.Changes) == 0 && len(w.Events) == 0 {
 		return nil
 	}
-	rows := make([]subscriptionRow, len(w.Rows))
-	for i, s := range w.Rows {
-		rows[i] = subscriptionRow{
-			ID: s.StripeSubscriptionID, UserID: s.UserID, CustomerID: s.StripeCustomerID, PriceID: s.StripePriceID,
-			PlanID: s.PlanID, BillingPeriod: s.BillingPeriod, Status: s.Status,
-			CurrentPeriodStart: s.CurrentPeriodStart, CurrentPeriodEnd: s.CurrentPeriodEnd,
-			CancelAtPeriodEnd: s.CancelAtPeriodEnd, CanceledAt: s.CanceledAt, StripeStateAt: s.StripeStateAt,
-		}
+	rows := w.Rows
+	if rows == nil {
+		rows = []reconcile.Subscription{}
 	}
 	outbox := []outboxRow{}
 	notes := make([]string, 0, len(w.Changes))
@@ -167,7 +136,7 @@ func (d *DB) writeBatch(ctx context.Context, tx *sqlx.Tx, w BatchWrite) error {
 // lockSubscriptions takes the advisory locks of ids in sorted order (so
 // two batches never deadlock; every writer of a subscription takes the
 // same lock) and returns their stored rows, read after the locks are held.
-func (d *DB) lockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]Subscription, error) {
+func (d *DB) lockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]reconcile.Subscription, error) {
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
@@ -178,13 +147,13 @@ func (d *DB) lockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (
 	}
 	// A statement of its own, so that its snapshot, taken after the locks,
 	// sees every write committed by the writers it waited for.
-	var stored []Subscription
+	var stored []reconcile.Subscription
 	err = tx.SelectContext(ctx, &stored, `SELECT `+subscriptionColumns+` FROM user_subscriptions
 		WHERE stripe_subscription_id = ANY($1) FOR UPDATE`, pq.Array(ids))
 	if err := d.observe("select_subscriptions", err); err != nil {
 		return nil, fmt.Errorf("read %d subscriptions: %w", len(ids), err)
 	}
-	out := make(map[string]Subscription, len(stored))
+	out := make(map[string]reconcile.Subscription, len(stored))
 	for _, s := range stored {
 		out[s.StripeSubscriptionID] = s
 	}

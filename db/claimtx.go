@@ -6,6 +6,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/subsync/subsync/reconcile"
 )
 
 // Batch is a transaction that holds a claimed batch of inbox events: their
@@ -29,7 +30,7 @@ const claimColumns = `id, type, api_version, stripe_created_at, source, attempts
 // ClaimBatch begins a Batch holding up to limit due events (pending, or
 // failed and due for a retry), in due order, then created order. It returns
 // a nil Batch when none is due.
-func (d *DB) ClaimBatch(ctx context.Context, limit int) (*Batch, []ClaimedEvent, error) {
+func (d *DB) ClaimBatch(ctx context.Context, limit int) (reconcile.Batch, []reconcile.ClaimedEvent, error) {
 	return d.claim(ctx, `SELECT `+claimColumns+` FROM stripe_webhook_events
 		WHERE status IN ('pending', 'failed') AND next_attempt_at <= now()
 		ORDER BY next_attempt_at, stripe_created_at, id
@@ -39,19 +40,19 @@ func (d *DB) ClaimBatch(ctx context.Context, limit int) (*Batch, []ClaimedEvent,
 
 // ClaimEventIDs begins a Batch holding those of ids that are still pending
 // or failed and not held by another batch, whether due or not.
-func (d *DB) ClaimEventIDs(ctx context.Context, ids []string) (*Batch, []ClaimedEvent, error) {
+func (d *DB) ClaimEventIDs(ctx context.Context, ids []string) (reconcile.Batch, []reconcile.ClaimedEvent, error) {
 	return d.claim(ctx, `SELECT `+claimColumns+` FROM stripe_webhook_events
 		WHERE id = ANY($1) AND status IN ('pending', 'failed')
 		ORDER BY stripe_created_at, id
 		FOR UPDATE SKIP LOCKED`, pq.Array(ids))
 }
 
-func (d *DB) claim(ctx context.Context, query string, arg any) (*Batch, []ClaimedEvent, error) {
+func (d *DB) claim(ctx context.Context, query string, arg any) (reconcile.Batch, []reconcile.ClaimedEvent, error) {
 	tx, err := d.x.BeginTxx(ctx, nil)
 	if err := d.observe("claim_events", err); err != nil {
 		return nil, nil, fmt.Errorf("claim events: begin: %w", err)
 	}
-	var evs []ClaimedEvent
+	var evs []reconcile.ClaimedEvent
 	_, err = tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`)
 	if err == nil {
 		err = tx.SelectContext(ctx, &evs, query, arg)
@@ -71,16 +72,16 @@ func (d *DB) claim(ctx context.Context, query string, arg any) (*Batch, []Claime
 // and returns their stored rows, read once the locks are held. Every writer
 // of a subscription takes its lock, so a state fetched from Stripe after
 // Lock is not older than anything written before.
-func (b *Batch) Lock(ctx context.Context, ids []string) (map[string]Subscription, error) {
+func (b *Batch) Lock(ctx context.Context, ids []string) (map[string]reconcile.Subscription, error) {
 	if len(ids) == 0 {
-		return map[string]Subscription{}, nil
+		return map[string]reconcile.Subscription{}, nil
 	}
 	return b.d.lockSubscriptions(ctx, b.tx, ids)
 }
 
 // Write writes w (rows, outbox, notifications and the events' results) in
 // one statement.
-func (b *Batch) Write(ctx context.Context, w BatchWrite) error {
+func (b *Batch) Write(ctx context.Context, w reconcile.BatchWrite) error {
 	return b.d.writeBatch(ctx, b.tx, w)
 }
 

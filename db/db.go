@@ -16,14 +16,15 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/subsync/subsync/metrics"
+	"github.com/subsync/subsync/reconcile"
 )
 
 // ErrNotFound is returned when a looked-up row does not exist.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = reconcile.ErrNotFound
 
 // ErrUnavailable wraps errors that mean the database could not be reached
 // or could not serve the request; callers answer 503 and retry later.
-var ErrUnavailable = errors.New("database unavailable")
+var ErrUnavailable = reconcile.ErrUnavailable
 
 // ErrInvalidData wraps errors where Postgres refused the data itself (a value
 // it cannot store, such as a NUL character in jsonb); retrying cannot help.

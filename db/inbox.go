@@ -3,46 +3,18 @@ package db
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/subsync/subsync/reconcile"
 )
-
-// Event statuses in stripe_webhook_events.
-const (
-	StatusPending = "pending"
-	StatusApplied = "applied"
-	StatusIgnored = "ignored"
-	StatusFailed  = "failed"
-	StatusDead    = "dead"
-)
-
-// Event sources.
-const (
-	SourceWebhook = "webhook"
-	SourceCatchup = "catchup"
-)
-
-// NewEvent is an event to store in the inbox.
-type NewEvent struct {
-	ID             string
-	Type           string
-	APIVersion     string
-	Created        time.Time
-	Livemode       bool
-	Source         string // SourceWebhook or SourceCatchup
-	Status         string // StatusPending or StatusIgnored
-	SubscriptionID string // the subscription the event is about, when known
-	Payload        json.RawMessage
-}
 
 // InsertEvent stores ev unless an event with its id is already stored; the
 // single INSERT … ON CONFLICT DO NOTHING both stores and detects the
 // duplicate, so concurrent deliveries of one event store exactly one row.
-func (d *DB) InsertEvent(ctx context.Context, ev NewEvent) (inserted bool, err error) {
+func (d *DB) InsertEvent(ctx context.Context, ev reconcile.NewEvent) (inserted bool, err error) {
 	res, err := d.x.ExecContext(ctx, `
 		INSERT INTO stripe_webhook_events
 			(id, type, api_version, stripe_created_at, livemode, source, status, subscription_id, payload, processed_at)
@@ -64,7 +36,7 @@ func (d *DB) InsertEvent(ctx context.Context, ev NewEvent) (inserted bool, err e
 // statement, and returns the ids it inserted. When it inserted any, it
 // then notifies InboxChannel (outside the inserting transaction), so the
 // appliers of every replica wake.
-func (d *DB) InsertEvents(ctx context.Context, evs []NewEvent) ([]string, error) {
+func (d *DB) InsertEvents(ctx context.Context, evs []reconcile.NewEvent) ([]string, error) {
 	ids, err := d.insertEvents(ctx, evs)
 	if err == nil && len(ids) > 0 {
 		d.notify(ctx, InboxChannel)
@@ -74,7 +46,7 @@ func (d *DB) InsertEvents(ctx context.Context, evs []NewEvent) ([]string, error)
 
 // insertEvents stores the events not stored yet in one statement (their
 // ids must differ) and returns the ids it inserted.
-func (d *DB) insertEvents(ctx context.Context, evs []NewEvent) ([]string, error) {
+func (d *DB) insertEvents(ctx context.Context, evs []reconcile.NewEvent) ([]string, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
@@ -126,28 +98,6 @@ func (d *DB) EventIDsStored(ctx context.Context, ids []string) (map[string]bool,
 	return m, nil
 }
 
-// ClaimedEvent is an inbox event a worker has leased for processing.
-type ClaimedEvent struct {
-	ID             string          `db:"id"`
-	Type           string          `db:"type"`
-	APIVersion     sql.NullString  `db:"api_version"`
-	Created        time.Time       `db:"stripe_created_at"`
-	Source         string          `db:"source"`
-	Attempts       int             `db:"attempts"`
-	SubscriptionID sql.NullString  `db:"subscription_id"`
-	ReceivedAt     time.Time       `db:"received_at"`
-	Payload        json.RawMessage `db:"payload"`
-}
-
-// EventResult is how the processing of one claimed event ended.
-type EventResult struct {
-	ID             string
-	Status         string // StatusApplied, StatusIgnored, StatusFailed or StatusDead
-	Error          string
-	RetryAt        time.Time // for StatusFailed
-	SubscriptionID string    // subscription id learnt while processing, if any
-}
-
 // InboxStats is the state of the inbox for metrics.
 type InboxStats struct {
 	Pending   int           `db:"pending"`
@@ -182,7 +132,7 @@ func (d *DB) InboxStats(ctx context.Context) (InboxStats, error) {
 
 // EventRow is a stored inbox event as tests and tools read it.
 type EventRow struct {
-	ClaimedEvent
+	reconcile.ClaimedEvent
 	Status      string         `db:"status"`
 	LastError   sql.NullString `db:"last_error"`
 	ProcessedAt sql.NullTime   `db:"processed_at"`

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/subsync/subsync/reconcile"
 )
 
 // IngestConfig configures an Ingester.
@@ -35,7 +37,7 @@ type Ingester struct {
 }
 
 type ingestReq struct {
-	ev   NewEvent
+	ev   reconcile.NewEvent
 	done chan ingestResult
 }
 
@@ -62,7 +64,7 @@ func (d *DB) NewIngester(cfg IngestConfig) *Ingester {
 // reports whether it stored it; the same contract as DB.InsertEvent. Of
 // several deliveries of one event in flight at once, exactly one is
 // reported inserted.
-func (g *Ingester) InsertEvent(ctx context.Context, ev NewEvent) (bool, error) {
+func (g *Ingester) InsertEvent(ctx context.Context, ev reconcile.NewEvent) (bool, error) {
 	req := &ingestReq{ev: ev, done: make(chan ingestResult, 1)}
 	g.mu.RLock()
 	if g.closed {
@@ -119,7 +121,7 @@ func (g *Ingester) flusher() {
 func (g *Ingester) flush(batch []*ingestReq) {
 	ctx := context.Background()
 	first := make(map[string]*ingestReq, len(batch)) // the request answered for each id
-	evs := make([]NewEvent, 0, len(batch))
+	evs := make([]reconcile.NewEvent, 0, len(batch))
 	for _, r := range batch {
 		if _, dup := first[r.ev.ID]; !dup {
 			first[r.ev.ID] = r

@@ -13,12 +13,13 @@ import (
 
 	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/internal/testenv"
+	"github.com/subsync/subsync/reconcile"
 )
 
-func ingestEvent(id, payload string) db.NewEvent {
-	return db.NewEvent{
+func ingestEvent(id, payload string) reconcile.NewEvent {
+	return reconcile.NewEvent{
 		ID: id, Type: "customer.subscription.updated", Created: time.Now().UTC().Truncate(time.Second),
-		Source: db.SourceWebhook, Status: db.StatusPending, Payload: json.RawMessage(payload),
+		Source: reconcile.SourceWebhook, Status: reconcile.StatusPending, Payload: json.RawMessage(payload),
 	}
 }
 

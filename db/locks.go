@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/subsync/subsync/reconcile"
 )
 
 // leaderLockClass is the first key of the two-key advisory locks taken for
@@ -25,7 +27,7 @@ type LeaderLock struct {
 
 // TryLeaderLock tries to take the advisory lock called name without
 // waiting. It returns (nil, false, nil) when another session holds it.
-func (d *DB) TryLeaderLock(ctx context.Context, name string) (*LeaderLock, bool, error) {
+func (d *DB) TryLeaderLock(ctx context.Context, name string) (reconcile.LeaderLock, bool, error) {
 	conn, err := d.x.Conn(ctx)
 	if err := d.observe("leader_lock_conn", err); err != nil {
 		return nil, false, fmt.Errorf("lock %s: connect: %w", name, err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/internal/testenv"
+	"github.com/subsync/subsync/reconcile"
 )
 
 // outboxDB opens a fresh, migrated database whose upserts queue cache
@@ -38,10 +39,10 @@ func outboxID(prefix string) string {
 }
 
 // outboxSub is a linked, active subscription row as of at.
-func outboxSub(subID, userID, plan string, periodEnd, at time.Time) db.Subscription {
+func outboxSub(subID, userID, plan string, periodEnd, at time.Time) reconcile.Subscription {
 	price := "price_" + plan
 	start := periodEnd.AddDate(0, -1, 0)
-	s := db.Subscription{
+	s := reconcile.Subscription{
 		StripeSubscriptionID: subID,
 		StripeCustomerID:     "cus_" + subID,
 		StripePriceID:        &price,
@@ -58,7 +59,7 @@ func outboxSub(subID, userID, plan string, periodEnd, at time.Time) db.Subscript
 	return s
 }
 
-func mustUpsert(t *testing.T, d *db.DB, s db.Subscription) db.UpsertResult {
+func mustUpsert(t *testing.T, d *db.DB, s reconcile.Subscription) reconcile.UpsertResult {
 	t.Helper()
 	res, err := d.UpsertSubscription(context.Background(), s)
 	if err != nil {

@@ -8,13 +8,7 @@ import (
 	"time"
 
 	"github.com/lib/pq"
-)
-
-// Run statuses in reconcile_runs.
-const (
-	RunRunning   = "running"
-	RunSucceeded = "succeeded"
-	RunFailed    = "failed"
+	"github.com/subsync/subsync/reconcile"
 )
 
 // Run is one row of reconcile_runs.
@@ -32,19 +26,6 @@ type Run struct {
 	Error      sql.NullString `db:"error"`
 }
 
-// RunCounts are the figures a run reports.
-type RunCounts struct {
-	Scanned, Drifted, Fixed, Errors int
-}
-
-// Drift is one drifted field found by a run: a row of subscription_drift.
-type Drift struct {
-	SubscriptionID string `db:"stripe_subscription_id"`
-	Field          string `db:"field"`
-	DBValue        string `db:"db_value"`     // "" for null or missing
-	StripeValue    string `db:"stripe_value"` // "" for null or missing
-}
-
 // StartRun records the start of a run of job and returns its id.
 func (d *DB) StartRun(ctx context.Context, job string, dryRun bool) (int64, error) {
 	var id int64
@@ -56,9 +37,9 @@ func (d *DB) StartRun(ctx context.Context, job string, dryRun bool) (int64, erro
 	return id, nil
 }
 
-// FinishRun records how run id ended: RunSucceeded, or RunFailed with
+// FinishRun records how run id ended: reconcile.RunSucceeded, or reconcile.RunFailed with
 // errText.
-func (d *DB) FinishRun(ctx context.Context, id int64, status string, c RunCounts, errText string) error {
+func (d *DB) FinishRun(ctx context.Context, id int64, status string, c reconcile.RunCounts, errText string) error {
 	_, err := d.x.ExecContext(ctx, `UPDATE reconcile_runs SET
 			status = $2, finished_at = now(), scanned = $3, drifted = $4, fixed = $5, errors = $6,
 			error = NULLIF($7, '')
@@ -113,7 +94,7 @@ func (d *DB) LastSuccess(ctx context.Context, job string) (time.Time, error) {
 }
 
 // InsertDrift records drifted fields found by run id, in one statement.
-func (d *DB) InsertDrift(ctx context.Context, runID int64, drift []Drift) error {
+func (d *DB) InsertDrift(ctx context.Context, runID int64, drift []reconcile.Drift) error {
 	if len(drift) == 0 {
 		return nil
 	}
@@ -139,7 +120,7 @@ func (d *DB) InsertDrift(ctx context.Context, runID int64, drift []Drift) error 
 // EachDrift calls fn for every drifted field of run id, ordered by
 // subscription then field, streaming rows so memory stays flat however
 // large the drift. It stops at fn's first error and returns it.
-func (d *DB) EachDrift(ctx context.Context, runID int64, fn func(Drift) error) error {
+func (d *DB) EachDrift(ctx context.Context, runID int64, fn func(reconcile.Drift) error) error {
 	rows, err := d.x.QueryxContext(ctx, `SELECT stripe_subscription_id, field,
 			COALESCE(db_value, '') AS db_value, COALESCE(stripe_value, '') AS stripe_value
 		FROM subscription_drift WHERE run_id = $1 ORDER BY stripe_subscription_id, field, id`, runID)
@@ -148,7 +129,7 @@ func (d *DB) EachDrift(ctx context.Context, runID int64, fn func(Drift) error) e
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var dr Drift
+		var dr reconcile.Drift
 		if err := rows.StructScan(&dr); err != nil {
 			return fmt.Errorf("read drift of run %d: %w", runID, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/reconcile"
 )
 
 func TestRunLifecycleAndDrift(t *testing.T) {
@@ -17,10 +18,10 @@ func TestRunLifecycleAndDrift(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := d.GetRun(ctx, id); err != nil || r.Status != db.RunRunning || !r.DryRun || r.FinishedAt.Valid {
+	if r, err := d.GetRun(ctx, id); err != nil || r.Status != reconcile.RunRunning || !r.DryRun || r.FinishedAt.Valid {
 		t.Fatalf("started run %+v %v", r, err)
 	}
-	drift := []db.Drift{
+	drift := []reconcile.Drift{
 		{SubscriptionID: "sub_b", Field: "status", DBValue: "active", StripeValue: "canceled"},
 		{SubscriptionID: "sub_a", Field: "missing_in_db", StripeValue: "active"},
 		{SubscriptionID: "sub_b", Field: "plan_id", DBValue: "", StripeValue: "maquina"},
@@ -28,24 +29,24 @@ func TestRunLifecycleAndDrift(t *testing.T) {
 	if err := d.InsertDrift(ctx, id, drift); err != nil {
 		t.Fatal(err)
 	}
-	var got []db.Drift
-	if err := d.EachDrift(ctx, id, func(dr db.Drift) error { got = append(got, dr); return nil }); err != nil {
+	var got []reconcile.Drift
+	if err := d.EachDrift(ctx, id, func(dr reconcile.Drift) error { got = append(got, dr); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	want := []db.Drift{drift[1], drift[2], drift[0]} // by subscription, then field
+	want := []reconcile.Drift{drift[1], drift[2], drift[0]} // by subscription, then field
 	if !slices.Equal(got, want) {
 		t.Fatalf("drift %+v, want %+v", got, want)
 	}
 	stop := errors.New("stop")
-	if err := d.EachDrift(ctx, id, func(db.Drift) error { return stop }); err != stop {
+	if err := d.EachDrift(ctx, id, func(reconcile.Drift) error { return stop }); err != stop {
 		t.Fatalf("EachDrift returned %v, want fn's error", err)
 	}
-	c := db.RunCounts{Scanned: 10, Drifted: 2, Fixed: 0, Errors: 1}
-	if err := d.FinishRun(ctx, id, db.RunSucceeded, c, ""); err != nil {
+	c := reconcile.RunCounts{Scanned: 10, Drifted: 2, Fixed: 0, Errors: 1}
+	if err := d.FinishRun(ctx, id, reconcile.RunSucceeded, c, ""); err != nil {
 		t.Fatal(err)
 	}
 	r, err := d.GetRun(ctx, id)
-	if err != nil || r.Status != db.RunSucceeded || r.Scanned != 10 || r.Drifted != 2 || r.Errors != 1 || !r.FinishedAt.Valid || r.Error.Valid {
+	if err != nil || r.Status != reconcile.RunSucceeded || r.Scanned != 10 || r.Drifted != 2 || r.Errors != 1 || !r.FinishedAt.Valid || r.Error.Valid {
 		t.Fatalf("finished run %+v %v", r, err)
 	}
 	if at, err := d.LastSuccess(ctx, "subscriptions"); err != nil || !at.Equal(r.FinishedAt.Time) {
@@ -60,10 +61,10 @@ func TestRunLifecycleAndDrift(t *testing.T) {
 	if n, err := d.AbandonRuns(ctx, "events"); err != nil || n != 1 {
 		t.Fatalf("abandoned %d (%v)", n, err)
 	}
-	if r, _ := d.GetRun(ctx, dead); r.Status != db.RunFailed || !r.Error.Valid {
+	if r, _ := d.GetRun(ctx, dead); r.Status != reconcile.RunFailed || !r.Error.Valid {
 		t.Fatalf("abandoned run %+v", r)
 	}
-	if r, _ := d.GetRun(ctx, live); r.Status != db.RunRunning {
+	if r, _ := d.GetRun(ctx, live); r.Status != reconcile.RunRunning {
 		t.Fatalf("another job's run was touched: %+v", r)
 	}
 	if _, err := d.GetRun(ctx, 987654); !errors.Is(err, db.ErrNotFound) {
@@ -109,8 +110,8 @@ func TestCursorNeverMovesBack(t *testing.T) {
 func TestSeenSetReportsRowsNotSeen(t *testing.T) {
 	d := runsDB(t)
 	ctx := context.Background()
-	row := func(id string) db.Subscription {
-		return db.Subscription{StripeSubscriptionID: id, StripeCustomerID: "cus_1", BillingPeriod: "monthly",
+	row := func(id string) reconcile.Subscription {
+		return reconcile.Subscription{StripeSubscriptionID: id, StripeCustomerID: "cus_1", BillingPeriod: "monthly",
 			Status: "active", StripeStateAt: time.Now()}
 	}
 	for _, id := range []string{"sub_1", "sub_2", "sub_3", "sub_4"} {
@@ -132,7 +133,7 @@ func TestSeenSetReportsRowsNotSeen(t *testing.T) {
 		t.Fatal(err)
 	}
 	var unseen []string
-	if err := seen.EachUnseen(ctx, func(s db.Subscription) error {
+	if err := seen.EachUnseen(ctx, func(s reconcile.Subscription) error {
 		unseen = append(unseen, s.StripeSubscriptionID)
 		return nil
 	}); err != nil {
@@ -150,7 +151,7 @@ func TestSeenSetReportsRowsNotSeen(t *testing.T) {
 	}
 	defer again.Close(ctx)
 	n := 0
-	again.EachUnseen(ctx, func(db.Subscription) error { n++; return nil })
+	again.EachUnseen(ctx, func(reconcile.Subscription) error { n++; return nil })
 	if n != 5 {
 		t.Fatalf("a new set saw %d unseen rows, want 5", n)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/subsync/subsync/reconcile"
 )
 
 // SeenSet records the subscription ids a sweep has listed from Stripe in a
@@ -24,7 +25,7 @@ type SeenSet struct {
 // NewSeenSet opens the temporary table. Rows created after this moment
 // (database clock) are never reported unseen: their subscriptions may be
 // newer than the listing.
-func (d *DB) NewSeenSet(ctx context.Context) (*SeenSet, error) {
+func (d *DB) NewSeenSet(ctx context.Context) (reconcile.SeenSet, error) {
 	conn, err := d.x.Connx(ctx)
 	if err := d.observe("seen_conn", err); err != nil {
 		return nil, fmt.Errorf("seen set: connect: %w", err)
@@ -62,7 +63,7 @@ func (s *SeenSet) Add(ctx context.Context, ids []string) error {
 // EachUnseen calls fn, in id order and streaming, for every row of
 // user_subscriptions created before the set was opened whose id was not
 // added. fn must not call Add. It stops at fn's first error and returns it.
-func (s *SeenSet) EachUnseen(ctx context.Context, fn func(Subscription) error) error {
+func (s *SeenSet) EachUnseen(ctx context.Context, fn func(reconcile.Subscription) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rows, err := s.conn.QueryxContext(ctx, `SELECT `+subscriptionColumns+` FROM user_subscriptions u
@@ -74,7 +75,7 @@ func (s *SeenSet) EachUnseen(ctx context.Context, fn func(Subscription) error) e
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var sub Subscription
+		var sub reconcile.Subscription
 		if err := rows.StructScan(&sub); err != nil {
 			return fmt.Errorf("read rows not seen: %w", err)
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 
-	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/metrics"
 )
 
@@ -55,7 +54,7 @@ const (
 // one commit.
 type Applier struct {
 	cfg      ApplierConfig
-	store    *db.DB
+	store    Inbox
 	stripe   SubscriptionGetter
 	resolver *Resolver
 	wake     chan struct{}
@@ -63,7 +62,7 @@ type Applier struct {
 }
 
 // NewApplier builds an Applier.
-func NewApplier(cfg ApplierConfig, store *db.DB, sg SubscriptionGetter, r *Resolver) *Applier {
+func NewApplier(cfg ApplierConfig, store Inbox, sg SubscriptionGetter, r *Resolver) *Applier {
 	cfg.Mode = cmp.Or(cfg.Mode, ModeRefetch)
 	cfg.Workers = cmp.Or(cfg.Workers, DefaultWorkers)
 	cfg.BatchSize = cmp.Or(cfg.BatchSize, DefaultBatchSize)
@@ -143,7 +142,7 @@ func (a *Applier) backoff(attempts int) time.Duration {
 	return d + time.Duration(rand.Int64N(int64(d/5)+1))
 }
 
-func (a *Applier) observe(ev db.ClaimedEvent, outcome string) {
+func (a *Applier) observe(ev ClaimedEvent, outcome string) {
 	m := a.cfg.Metrics
 	if m == nil {
 		return

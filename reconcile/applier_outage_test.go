@@ -67,8 +67,8 @@ func TestApplierBatchSurvivesDatabaseRestart(t *testing.T) {
 		}
 		body, _ := json.Marshal(ev)
 		evID = ev.ID
-		if _, err := d.InsertEvent(ctx, db.NewEvent{ID: ev.ID, Type: string(ev.Type), Created: time.Unix(ev.Created, 0),
-			Source: db.SourceWebhook, Status: db.StatusPending, SubscriptionID: sub.ID, Payload: body}); err != nil {
+		if _, err := d.InsertEvent(ctx, reconcile.NewEvent{ID: ev.ID, Type: string(ev.Type), Created: time.Unix(ev.Created, 0),
+			Source: reconcile.SourceWebhook, Status: reconcile.StatusPending, SubscriptionID: sub.ID, Payload: body}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -103,13 +103,13 @@ func TestApplierBatchSurvivesDatabaseRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.Status != db.StatusPending || ev.Attempts != 0 {
+	if ev.Status != reconcile.StatusPending || ev.Attempts != 0 {
 		t.Fatalf("event is %s after %d attempts after the crash, want pending and untried", ev.Status, ev.Attempts)
 	}
 	if n, err := a.Drain(ctx); err != nil || n != 1 {
 		t.Fatalf("drain after the restart applied %d events (err %v), want the event at once", n, err)
 	}
-	if ev, _ := d.GetEvent(ctx, evID); ev.Status != db.StatusApplied || ev.Attempts != 1 {
+	if ev, _ := d.GetEvent(ctx, evID); ev.Status != reconcile.StatusApplied || ev.Attempts != 1 {
 		t.Fatalf("event is %s after %d attempts, want applied after 1", ev.Status, ev.Attempts)
 	}
 	row, err := d.GetSubscription(ctx, sub.ID)

@@ -104,13 +104,13 @@ func (f *applyFixture) enqueue(t *testing.T, evs ...*stripe.Event) {
 		if err != nil {
 			t.Fatalf("fake event %s does not decode: %v", ev.ID, err)
 		}
-		status := db.StatusPending
+		status := reconcile.StatusPending
 		if !reconcile.Handled(string(ev.Type)) {
-			status = db.StatusIgnored
+			status = reconcile.StatusIgnored
 		}
-		if _, err := f.db.InsertEvent(context.Background(), db.NewEvent{
+		if _, err := f.db.InsertEvent(context.Background(), reconcile.NewEvent{
 			ID: ev.ID, Type: string(ev.Type), APIVersion: ev.APIVersion, Created: time.Unix(ev.Created, 0),
-			Source: db.SourceWebhook, Status: status, SubscriptionID: reconcile.SubscriptionIDOf(parsed), Payload: body,
+			Source: reconcile.SourceWebhook, Status: status, SubscriptionID: reconcile.SubscriptionIDOf(parsed), Payload: body,
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +156,7 @@ func drain(t *testing.T, a *reconcile.Applier) int {
 	return n
 }
 
-func (f *applyFixture) row(t *testing.T, id string) db.Subscription {
+func (f *applyFixture) row(t *testing.T, id string) reconcile.Subscription {
 	t.Helper()
 	r, err := f.db.GetSubscription(context.Background(), id)
 	if err != nil {
@@ -177,7 +177,7 @@ func (f *applyFixture) assertMatchesStripe(t *testing.T, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := db.Diff(f.row(t, id), want); len(d) > 0 {
+	if d := reconcile.Diff(f.row(t, id), want); len(d) > 0 {
 		t.Fatalf("row %s differs from Stripe: %+v", id, d)
 	}
 }
@@ -203,7 +203,7 @@ func TestApplierRefetchWritesTheRow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != db.StatusApplied || !got.ProcessedAt.Valid || got.Attempts != 1 {
+		if got.Status != reconcile.StatusApplied || !got.ProcessedAt.Valid || got.Attempts != 1 {
 			t.Errorf("event %s %s: status %s attempts %d", ev.ID, ev.Type, got.Status, got.Attempts)
 		}
 	}
@@ -331,7 +331,7 @@ func TestApplierUnknownSubscriptionIsIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != db.StatusIgnored || !got.LastError.Valid {
+	if got.Status != reconcile.StatusIgnored || !got.LastError.Valid {
 		t.Fatalf("status %s last_error %v", got.Status, got.LastError)
 	}
 	if _, err := f.db.GetSubscription(context.Background(), "sub_doesnotexist"); err == nil {
@@ -355,12 +355,12 @@ func TestApplierRetriesThenDead(t *testing.T) {
 		if got, err = f.db.GetEvent(context.Background(), evs[0].ID); err != nil {
 			t.Fatal(err)
 		}
-		if got.Status == db.StatusDead {
+		if got.Status == reconcile.StatusDead {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if got.Status != db.StatusDead || got.Attempts != 3 || !got.LastError.Valid {
+	if got.Status != reconcile.StatusDead || got.Attempts != 3 || !got.LastError.Valid {
 		t.Fatalf("status %s attempts %d last_error %v; want dead after 3", got.Status, got.Attempts, got.LastError)
 	}
 	if v := testutil.ToFloat64(f.metrics.EventsApplied.WithLabelValues(string(evs[0].Type), "dead")); v != 1 {

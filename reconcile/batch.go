@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/subsync/subsync/db"
 )
 
 // RunOnce claims one batch and applies it; it returns how many events it
@@ -42,7 +40,7 @@ func (a *Applier) Drain(ctx context.Context) (int, error) {
 
 // outcome is how one group of a batch ended.
 type outcome struct {
-	folded db.Folded
+	folded Folded
 	label  string // applied or stale, for a group written
 	err    error  // the group was not written
 }
@@ -55,7 +53,7 @@ type outcome struct {
 // batch of its own, so one bad event does not hold its neighbours back;
 // alone says this is such a batch, whose refusal is recorded as the
 // events' failure.
-func (a *Applier) apply(ctx context.Context, b *db.Batch, evs []db.ClaimedEvent, alone bool) error {
+func (a *Applier) apply(ctx context.Context, b Batch, evs []ClaimedEvent, alone bool) error {
 	start := a.cfg.Clock()
 	groups := groupBySubscription(evs)
 	var ids []string
@@ -70,7 +68,7 @@ func (a *Applier) apply(ctx context.Context, b *db.Batch, evs []db.ClaimedEvent,
 		return err
 	}
 	outs := a.computeAll(ctx, groups, stored)
-	var w db.BatchWrite
+	var w BatchWrite
 	for i, g := range groups {
 		o := outs[i]
 		if o.err == nil && o.folded.Row != nil {
@@ -82,7 +80,7 @@ func (a *Applier) apply(ctx context.Context, b *db.Batch, evs []db.ClaimedEvent,
 	if err := b.Write(ctx, w); err != nil {
 		b.Rollback()
 		switch {
-		case errors.Is(err, db.ErrUnavailable) || ctx.Err() != nil:
+		case errors.Is(err, ErrUnavailable) || ctx.Err() != nil:
 			return err
 		case !alone:
 			a.log.Warn("batch refused, applying its subscriptions one by one", "events", len(evs), "err", err.Error())
@@ -106,12 +104,12 @@ func (a *Applier) apply(ctx context.Context, b *db.Batch, evs []db.ClaimedEvent,
 // computeAll computes every group's outcome against the stored rows; the
 // groups that fetch from Stripe run concurrently, up to Fetches at once (the
 // Stripe client's limiter paces them).
-func (a *Applier) computeAll(ctx context.Context, groups []group, stored map[string]db.Subscription) []outcome {
+func (a *Applier) computeAll(ctx context.Context, groups []group, stored map[string]Subscription) []outcome {
 	outs := make([]outcome, len(groups))
 	sem := make(chan struct{}, a.cfg.Fetches)
 	var wg sync.WaitGroup
 	for i, g := range groups {
-		var cur *db.Subscription
+		var cur *Subscription
 		if s, ok := stored[g.subID]; ok {
 			cur = &s
 		}
@@ -130,7 +128,7 @@ func (a *Applier) computeAll(ctx context.Context, groups []group, stored map[str
 }
 
 // compute is one group's outcome: its desired rows folded into cur.
-func (a *Applier) compute(ctx context.Context, g group, cur *db.Subscription) outcome {
+func (a *Applier) compute(ctx context.Context, g group, cur *Subscription) outcome {
 	if g.bad != nil {
 		return outcome{err: permanent{g.bad}}
 	}
@@ -141,7 +139,7 @@ func (a *Applier) compute(ctx context.Context, g group, cur *db.Subscription) ou
 	if err != nil {
 		return outcome{err: err}
 	}
-	o := outcome{folded: db.Fold(cur, rows), label: "stale"}
+	o := outcome{folded: Fold(cur, rows), label: "stale"}
 	for _, r := range o.folded.Results {
 		if !r.Stale {
 			o.label = "applied"
@@ -151,19 +149,19 @@ func (a *Applier) compute(ctx context.Context, g group, cur *db.Subscription) ou
 }
 
 // results are the inbox results of a group's events.
-func (a *Applier) results(g group, o outcome) []db.EventResult {
-	out := make([]db.EventResult, 0, len(g.evs))
+func (a *Applier) results(g group, o outcome) []EventResult {
+	out := make([]EventResult, 0, len(g.evs))
 	var p permanent
 	for _, ev := range g.evs {
-		r := db.EventResult{ID: ev.ID, Status: db.StatusApplied, SubscriptionID: g.subID}
+		r := EventResult{ID: ev.ID, Status: StatusApplied, SubscriptionID: g.subID}
 		switch {
 		case o.err == nil:
 		case errors.As(o.err, &p):
-			r.Status, r.Error = db.StatusIgnored, o.err.Error()
+			r.Status, r.Error = StatusIgnored, o.err.Error()
 		case ev.Attempts+1 >= a.cfg.MaxAttempts:
-			r.Status, r.Error = db.StatusDead, o.err.Error()
+			r.Status, r.Error = StatusDead, o.err.Error()
 		default:
-			r.Status, r.Error = db.StatusFailed, o.err.Error()
+			r.Status, r.Error = StatusFailed, o.err.Error()
 			r.RetryAt = a.cfg.Clock().Add(a.backoff(ev.Attempts + 1))
 		}
 		out = append(out, r)
@@ -190,7 +188,7 @@ func (a *Applier) isolate(ctx context.Context, groups []group) error {
 
 // recordFailure records that Postgres refused what evs caused: each event
 // counts an attempt and is retried after its backoff, or is dead.
-func (a *Applier) recordFailure(ctx context.Context, evs []db.ClaimedEvent, cause error) error {
+func (a *Applier) recordFailure(ctx context.Context, evs []ClaimedEvent, cause error) error {
 	b, evs, err := a.store.ClaimEventIDs(ctx, eventIDs(evs))
 	if err != nil || b == nil {
 		return err
@@ -200,7 +198,7 @@ func (a *Applier) recordFailure(ctx context.Context, evs []db.ClaimedEvent, caus
 		g.subID = evs[0].SubscriptionID.String
 	}
 	o := outcome{err: fmt.Errorf("write refused: %w", cause)}
-	if err := b.Write(ctx, db.BatchWrite{Events: a.results(g, o)}); err != nil {
+	if err := b.Write(ctx, BatchWrite{Events: a.results(g, o)}); err != nil {
 		b.Rollback()
 		return err
 	}
@@ -211,7 +209,7 @@ func (a *Applier) recordFailure(ctx context.Context, evs []db.ClaimedEvent, caus
 	return nil
 }
 
-func eventIDs(evs []db.ClaimedEvent) []string {
+func eventIDs(evs []ClaimedEvent) []string {
 	ids := make([]string, len(evs))
 	for i, ev := range evs {
 		ids[i] = ev.ID

@@ -37,9 +37,9 @@ func store(t *testing.T, d *db.DB, body []byte) {
 	if err != nil {
 		t.Fatalf("event does not decode: %v\n%s", err, body)
 	}
-	if _, err := d.InsertEvent(context.Background(), db.NewEvent{
-		ID: ev.ID, Type: string(ev.Type), Created: time.Unix(ev.Created, 0), Source: db.SourceWebhook,
-		Status: db.StatusPending, SubscriptionID: reconcile.SubscriptionIDOf(ev), Payload: body,
+	if _, err := d.InsertEvent(context.Background(), reconcile.NewEvent{
+		ID: ev.ID, Type: string(ev.Type), Created: time.Unix(ev.Created, 0), Source: reconcile.SourceWebhook,
+		Status: reconcile.StatusPending, SubscriptionID: reconcile.SubscriptionIDOf(ev), Payload: body,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -104,16 +104,16 @@ func TestBatchAppliesEverythingApplicableOnce(t *testing.T) {
 		var want string
 		switch id {
 		case "evt_poison", "evt_unknown":
-			want = db.StatusIgnored
+			want = reconcile.StatusIgnored
 		case "evt_unstorable":
-			want = db.StatusDead
+			want = reconcile.StatusDead
 		default:
-			want = db.StatusApplied
+			want = reconcile.StatusApplied
 		}
 		if s.Status != want {
 			t.Errorf("%s: %s (%s), want %s", id, s.Status, s.Error, want)
 		}
-		if want == db.StatusApplied && s.Attempts != 1 {
+		if want == reconcile.StatusApplied && s.Attempts != 1 {
 			t.Errorf("%s applied after %d attempts, want 1", id, s.Attempts)
 		}
 	}
@@ -176,7 +176,7 @@ func TestBatchKeepsTheNewerState(t *testing.T) {
 			if r := f.row(t, "sub_g"); r.Status != "canceled" {
 				t.Fatalf("an older state overwrote the row: %s", r.Status)
 			}
-			if st := eventStates(t, f.db)["evt_oldest"]; st.Status != db.StatusApplied {
+			if st := eventStates(t, f.db)["evt_oldest"]; st.Status != reconcile.StatusApplied {
 				t.Fatalf("the stale event ended %s, want applied (as stale)", st.Status)
 			}
 			stale := testutil.ToFloat64(f.metrics.EventsApplied.WithLabelValues("customer.subscription.updated", "stale"))

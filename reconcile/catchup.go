@@ -8,11 +8,9 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
-
-	"github.com/subsync/subsync/db"
 )
 
-// Drift fields the reconcilers record besides db.Diff's tracked fields.
+// Drift fields the reconcilers record besides Diff's tracked fields.
 const (
 	FieldMissingEvent    = "missing_event"     // an event Stripe listed that the inbox lacked
 	FieldMissingInDB     = "missing_in_db"     // a subscription without a row
@@ -36,7 +34,7 @@ func (r *Reconciler) catchUp(ctx context.Context, rn *run) error {
 	var since time.Time
 	cursor, err := r.store.Cursor(ctx, JobEvents)
 	switch {
-	case errors.Is(err, db.ErrNotFound):
+	case errors.Is(err, ErrNotFound):
 		since = now.Add(-r.cfg.EventsLookback)
 		rn.log.Info("first catch-up: looking back", "since", since, "lookback", r.cfg.EventsLookback.String())
 	case err != nil:
@@ -116,8 +114,8 @@ func (r *Reconciler) catchUpBatch(ctx context.Context, rn *run, batch []*stripe.
 		return nil
 	}
 	rn.scan(len(batch))
-	byID := make(map[string]db.NewEvent, len(batch))
-	evs := make([]db.NewEvent, 0, len(batch))
+	byID := make(map[string]NewEvent, len(batch))
+	evs := make([]NewEvent, 0, len(batch))
 	for _, ev := range batch {
 		if _, dup := byID[ev.ID]; dup {
 			continue
@@ -131,10 +129,10 @@ func (r *Reconciler) catchUpBatch(ctx context.Context, rn *run, batch []*stripe.
 			rn.log.Warn("listed event unreadable; skipped", "event_id", ev.ID, "type", string(ev.Type), "err", err.Error())
 			continue
 		}
-		ne := db.NewEvent{
+		ne := NewEvent{
 			ID: ev.ID, Type: string(ev.Type), APIVersion: clipN(ev.APIVersion, 64),
 			Created: time.Unix(ev.Created, 0).UTC(), Livemode: ev.Livemode,
-			Source: db.SourceCatchup, Status: db.StatusPending,
+			Source: SourceCatchup, Status: StatusPending,
 			SubscriptionID: SubscriptionIDOf(ev), Payload: body,
 		}
 		byID[ev.ID] = ne
@@ -165,10 +163,10 @@ func (r *Reconciler) catchUpBatch(ctx context.Context, rn *run, batch []*stripe.
 		rn.inserted = append(rn.inserted, missing...)
 		rn.mu.Unlock()
 	}
-	drift := make([]db.Drift, 0, len(missing))
+	drift := make([]Drift, 0, len(missing))
 	for _, id := range missing {
 		e := byID[id]
-		drift = append(drift, db.Drift{SubscriptionID: e.SubscriptionID, Field: FieldMissingEvent, StripeValue: e.ID + " " + e.Type})
+		drift = append(drift, Drift{SubscriptionID: e.SubscriptionID, Field: FieldMissingEvent, StripeValue: e.ID + " " + e.Type})
 		rn.log.Info("missed event found", "event_id", e.ID, "type", e.Type, "subscription_id", e.SubscriptionID,
 			"created", e.Created, "dry_run", rn.dry)
 	}

@@ -77,9 +77,9 @@ func (f *recFixture) deliver(t *testing.T, ids []string) {
 			t.Fatal(err)
 		}
 		body, _ := json.Marshal(ev)
-		if _, err := f.db.InsertEvent(context.Background(), db.NewEvent{
-			ID: ev.ID, Type: string(ev.Type), Created: time.Unix(ev.Created, 0), Source: db.SourceWebhook,
-			Status: db.StatusPending, SubscriptionID: reconcile.SubscriptionIDOf(ev), Payload: body,
+		if _, err := f.db.InsertEvent(context.Background(), reconcile.NewEvent{
+			ID: ev.ID, Type: string(ev.Type), Created: time.Unix(ev.Created, 0), Source: reconcile.SourceWebhook,
+			Status: reconcile.StatusPending, SubscriptionID: reconcile.SubscriptionIDOf(ev), Payload: body,
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +123,7 @@ func TestCatchUpFindsMissedEventsSameSecond(t *testing.T) {
 	if dry.Counts.Drifted != len(missed) || dry.Counts.Fixed != 0 || dry.Counts.Scanned != len(f.handledEvents("")) {
 		t.Fatalf("dry run counts %+v, want %d drifted", dry.Counts, len(missed))
 	}
-	if n := f.inboxCount(t, db.SourceCatchup); n != 0 {
+	if n := f.inboxCount(t, reconcile.SourceCatchup); n != 0 {
 		t.Fatalf("dry run inserted %d events", n)
 	}
 	if _, err := f.db.Cursor(ctx, reconcile.JobEvents); err == nil {
@@ -136,7 +136,7 @@ func TestCatchUpFindsMissedEventsSameSecond(t *testing.T) {
 	}
 	for _, id := range missed {
 		ev, err := f.db.GetEvent(ctx, id)
-		if err != nil || ev.Source != db.SourceCatchup || ev.Status != db.StatusApplied {
+		if err != nil || ev.Source != reconcile.SourceCatchup || ev.Status != reconcile.StatusApplied {
 			t.Fatalf("event %s: %+v %v", id, ev, err)
 		}
 	}
@@ -167,7 +167,7 @@ func TestCatchUpFindsMissedEventsSameSecond(t *testing.T) {
 		t.Fatalf("same-second catch-up counts %+v, want the %d new events", again.Counts, len(known))
 	}
 	for id := range known {
-		if ev, err := f.db.GetEvent(ctx, id); err != nil || ev.Status != db.StatusApplied {
+		if ev, err := f.db.GetEvent(ctx, id); err != nil || ev.Status != reconcile.StatusApplied {
 			t.Fatalf("same-second event %s: %+v %v", id, ev, err)
 		}
 	}
@@ -175,8 +175,8 @@ func TestCatchUpFindsMissedEventsSameSecond(t *testing.T) {
 		row, err := f.db.GetSubscription(ctx, id)
 		sub, _ := f.fake.Subscription(id)
 		want, _ := f.resolver.Desired(ctx, sub, time.Now(), false)
-		if err != nil || len(db.Diff(row, want)) > 0 {
-			t.Fatalf("row %s after catch-up: %v %v", id, db.Diff(row, want), err)
+		if err != nil || len(reconcile.Diff(row, want)) > 0 {
+			t.Fatalf("row %s after catch-up: %v %v", id, reconcile.Diff(row, want), err)
 		}
 	}
 
@@ -227,7 +227,7 @@ func TestCatchUpExpiredCursorRunsFullSweep(t *testing.T) {
 	var sweeps []db.Run
 	f.x.Select(&sweeps, `SELECT id, job, dry_run, started_at, finished_at, status, scanned, drifted, fixed, errors, error
 		FROM reconcile_runs WHERE job = 'subscriptions'`)
-	if len(sweeps) != 1 || sweeps[0].Status != db.RunSucceeded || sweeps[0].Fixed != 40 {
+	if len(sweeps) != 1 || sweeps[0].Status != reconcile.RunSucceeded || sweeps[0].Fixed != 40 {
 		t.Fatalf("sweeps %+v; events run %+v", sweeps, rep)
 	}
 	f.assertTableMatchesStripe(t)
@@ -261,7 +261,7 @@ func TestCatchUpEventPayloadDecodes(t *testing.T) {
 				t.Fatalf("payload object: %v %q", err, s.ID)
 			}
 		}
-		if ev.Status != db.StatusPending {
+		if ev.Status != reconcile.StatusPending {
 			t.Fatalf("without ApplyEvents the event waits for the applier, got %s", ev.Status)
 		}
 	}

@@ -53,8 +53,8 @@ func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 		if string(ev.Type) == "customer.subscription.created" {
 			body, _ := json.Marshal(ev)
 			evID = ev.ID
-			if _, err := d.InsertEvent(ctx, db.NewEvent{ID: ev.ID, Type: string(ev.Type), Created: time.Unix(ev.Created, 0),
-				Source: db.SourceWebhook, Status: db.StatusPending, SubscriptionID: sub.ID, Payload: body}); err != nil {
+			if _, err := d.InsertEvent(ctx, reconcile.NewEvent{ID: ev.ID, Type: string(ev.Type), Created: time.Unix(ev.Created, 0),
+				Source: reconcile.SourceWebhook, Status: reconcile.StatusPending, SubscriptionID: sub.ID, Payload: body}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -103,7 +103,7 @@ func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.Status != db.StatusApplied || ev.Attempts != 1 {
+	if ev.Status != reconcile.StatusApplied || ev.Attempts != 1 {
 		t.Fatalf("event %s after %d attempts, want applied after 1", ev.Status, ev.Attempts)
 	}
 	if polls < 10 {
@@ -129,7 +129,7 @@ func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 	if n, err := other.RunOnce(ctx, time.Minute); err != nil || n != 1 {
 		t.Fatalf("the other worker claimed %d events (err %v) right after the first died, want 1", n, err)
 	}
-	if ev, _ := d.GetEvent(ctx, evID); ev.Status != db.StatusApplied || ev.Attempts != 2 {
+	if ev, _ := d.GetEvent(ctx, evID); ev.Status != reconcile.StatusApplied || ev.Attempts != 2 {
 		t.Fatalf("event %s after %d attempts, want applied after 2", ev.Status, ev.Attempts)
 	}
 }

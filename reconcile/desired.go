@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
-
-	"github.com/subsync/subsync/db"
 )
 
 // ErrNoItems means a subscription carries no item, so no plan can be
@@ -44,15 +42,15 @@ const maxUserIDLen = 500
 // the subscription's metadata, else from the customer's (fetched, unless
 // knownUser says the stored row already has one and so keeps it), else it is
 // left nil so the stored one is kept.
-func (r *Resolver) Desired(ctx context.Context, sub *stripe.Subscription, stateAt time.Time, knownUser bool) (db.Subscription, error) {
+func (r *Resolver) Desired(ctx context.Context, sub *stripe.Subscription, stateAt time.Time, knownUser bool) (Subscription, error) {
 	if sub == nil || sub.ID == "" {
-		return db.Subscription{}, errors.New("subscription without id")
+		return Subscription{}, errors.New("subscription without id")
 	}
 	item := r.planItem(sub)
 	if item == nil || item.Price == nil {
-		return db.Subscription{}, fmt.Errorf("subscription %s: %w", sub.ID, ErrNoItems)
+		return Subscription{}, fmt.Errorf("subscription %s: %w", sub.ID, ErrNoItems)
 	}
-	row := db.Subscription{
+	row := Subscription{
 		StripeSubscriptionID: sub.ID,
 		StripePriceID:        ptr(item.Price.ID),
 		Status:               string(sub.Status),

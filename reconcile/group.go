@@ -7,19 +7,17 @@ import (
 	"slices"
 
 	"github.com/stripe/stripe-go/v76"
-
-	"github.com/subsync/subsync/db"
 )
 
 type group struct {
 	subID string
-	evs   []db.ClaimedEvent
+	evs   []ClaimedEvent
 	bad   error // the payload could not be read
 }
 
 // groupBySubscription gathers a batch's events per subscription, oldest
 // first, so each subscription is locked (and, in refetch mode, fetched) once.
-func groupBySubscription(evs []db.ClaimedEvent) []group {
+func groupBySubscription(evs []ClaimedEvent) []group {
 	idx := map[string]int{}
 	var out []group
 	for _, ev := range evs {
@@ -34,7 +32,7 @@ func groupBySubscription(evs []db.ClaimedEvent) []group {
 			}
 		}
 		if subID == "" || bad != nil {
-			out = append(out, group{evs: []db.ClaimedEvent{ev}, bad: bad})
+			out = append(out, group{evs: []ClaimedEvent{ev}, bad: bad})
 			continue
 		}
 		i, ok := idx[subID]
@@ -46,7 +44,7 @@ func groupBySubscription(evs []db.ClaimedEvent) []group {
 		out[i].evs = append(out[i].evs, ev)
 	}
 	for _, g := range out {
-		slices.SortStableFunc(g.evs, func(x, y db.ClaimedEvent) int { return x.Created.Compare(y.Created) })
+		slices.SortStableFunc(g.evs, func(x, y ClaimedEvent) int { return x.Created.Compare(y.Created) })
 	}
 	return out
 }
@@ -82,7 +80,7 @@ func (a *Applier) refetches(g group) bool {
 // before; in payload mode one row per event, from its object, as of its
 // created time. known says the stored row has a user id, so no customer is
 // fetched to find one.
-func (a *Applier) desiredRows(ctx context.Context, g group, known bool) ([]db.Subscription, error) {
+func (a *Applier) desiredRows(ctx context.Context, g group, known bool) ([]Subscription, error) {
 	if a.refetches(g) {
 		at := a.cfg.Clock()
 		sub, err := a.stripe.GetSubscription(ctx, g.subID)
@@ -96,9 +94,9 @@ func (a *Applier) desiredRows(ctx context.Context, g group, known bool) ([]db.Su
 		if err != nil {
 			return nil, classifyDesired(err)
 		}
-		return []db.Subscription{row}, nil
+		return []Subscription{row}, nil
 	}
-	rows := make([]db.Subscription, 0, len(g.evs))
+	rows := make([]Subscription, 0, len(g.evs))
 	for _, ev := range g.evs {
 		parsed, err := DecodeEvent(ev.Payload)
 		var sub *stripe.Subscription

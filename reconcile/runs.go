@@ -12,7 +12,6 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 
-	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/metrics"
 	"github.com/subsync/subsync/stripeapi"
 )
@@ -85,7 +84,7 @@ type Report struct {
 	DryRun   bool
 	Skipped  bool // another replica holds the job's lock
 	Status   string
-	Counts   db.RunCounts
+	Counts   RunCounts
 	Duration time.Duration
 	Err      error
 }
@@ -94,14 +93,14 @@ type Report struct {
 // leader per job across replicas, recording each run.
 type Reconciler struct {
 	cfg      Config
-	store    *db.DB
+	store    Store
 	stripe   Stripe
 	resolver *Resolver
 	log      *slog.Logger
 }
 
 // NewReconciler builds a Reconciler.
-func NewReconciler(cfg Config, store *db.DB, st Stripe, r *Resolver) *Reconciler {
+func NewReconciler(cfg Config, store Store, st Stripe, r *Resolver) *Reconciler {
 	cfg.EventsLookback = cmp.Or(cfg.EventsLookback, 720*time.Hour)
 	cfg.EventsOverlap = cmp.Or(cfg.EventsOverlap, 10*time.Minute)
 	cfg.EventRetention = cmp.Or(cfg.EventRetention, 30*24*time.Hour)
@@ -140,8 +139,8 @@ type run struct {
 	inserted []string // ids of the events this catch-up run inserted
 }
 
-func (rn *run) counts() db.RunCounts {
-	return db.RunCounts{
+func (rn *run) counts() RunCounts {
+	return RunCounts{
 		Scanned: int(rn.scanned.Load()), Drifted: int(rn.drifted.Load()),
 		Fixed: int(rn.fixed.Load()), Errors: int(rn.errors.Load()),
 	}
@@ -212,17 +211,17 @@ func (r *Reconciler) Run(ctx context.Context, job string, opts Options) (Report,
 	<-watchDone
 
 	rep.Counts, rep.Duration = rn.counts(), r.cfg.Clock().Sub(start)
-	rep.Status = db.RunSucceeded
+	rep.Status = RunSucceeded
 	errText := ""
 	if err != nil {
-		rep.Status, rep.Err, errText = db.RunFailed, err, err.Error()
+		rep.Status, rep.Err, errText = RunFailed, err, err.Error()
 	}
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer fcancel()
 	if ferr := r.store.FinishRun(fctx, id, rep.Status, rep.Counts, errText); ferr != nil {
 		rn.log.Error("record end of run", "err", ferr.Error())
 		if err == nil {
-			rep.Status, rep.Err, err = db.RunFailed, ferr, ferr
+			rep.Status, rep.Err, err = RunFailed, ferr, ferr
 		}
 	}
 	r.observe(job, rep.Status, rep.Duration, start)
@@ -243,8 +242,8 @@ func (r *Reconciler) Run(ctx context.Context, job string, opts Options) (Report,
 
 // failEarly reports a run that failed before it could be recorded.
 func (r *Reconciler) failEarly(ctx context.Context, rep Report, log *slog.Logger, start time.Time, err error) (Report, error) {
-	rep.Status, rep.Err, rep.Duration = db.RunFailed, err, r.cfg.Clock().Sub(start)
-	r.observe(rep.Job, db.RunFailed, rep.Duration, start)
+	rep.Status, rep.Err, rep.Duration = RunFailed, err, r.cfg.Clock().Sub(start)
+	r.observe(rep.Job, RunFailed, rep.Duration, start)
 	if ctx.Err() == nil {
 		log.Error("reconcile run could not start", "err", err.Error())
 	}
@@ -253,7 +252,7 @@ func (r *Reconciler) failEarly(ctx context.Context, rep Report, log *slog.Logger
 
 // watchLock cancels the run when its lock can no longer be confirmed:
 // another replica may take the job over.
-func (r *Reconciler) watchLock(ctx context.Context, lock *db.LeaderLock, cancel context.CancelCauseFunc) {
+func (r *Reconciler) watchLock(ctx context.Context, lock LeaderLock, cancel context.CancelCauseFunc) {
 	t := time.NewTicker(r.cfg.LockCheck)
 	defer t.Stop()
 	for {
@@ -280,7 +279,7 @@ func (r *Reconciler) observe(job, outcome string, d time.Duration, start time.Ti
 		return
 	}
 	m.ReconcileDuration.WithLabelValues(job).Observe(d.Seconds())
-	if outcome == db.RunSucceeded {
+	if outcome == RunSucceeded {
 		m.ReconcileLastSuccess.WithLabelValues(job).Set(float64(start.Add(d).Unix()))
 	}
 }
@@ -295,14 +294,14 @@ func (r *Reconciler) LoadLastSuccess(ctx context.Context) {
 		at, err := r.store.LastSuccess(ctx, job)
 		if err == nil {
 			r.cfg.Metrics.ReconcileLastSuccess.WithLabelValues(job).Set(float64(at.Unix()))
-		} else if !errors.Is(err, db.ErrNotFound) {
+		} else if !errors.Is(err, ErrNotFound) {
 			r.log.Warn("read last successful run", "job", job, "err", err.Error())
 		}
 	}
 }
 
 // recordDrift stores drifted fields of the run and counts them by field.
-func (r *Reconciler) recordDrift(ctx context.Context, rn *run, drift []db.Drift) error {
+func (r *Reconciler) recordDrift(ctx context.Context, rn *run, drift []Drift) error {
 	if len(drift) == 0 {
 		return nil
 	}

@@ -129,7 +129,7 @@ func (f *recFixture) storedRun(t *testing.T, id int64) db.Run {
 func (f *recFixture) drift(t *testing.T, id int64) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	err := f.db.EachDrift(context.Background(), id, func(d db.Drift) error {
+	err := f.db.EachDrift(context.Background(), id, func(d reconcile.Drift) error {
 		out[d.SubscriptionID] = append(out[d.SubscriptionID], d.Field)
 		return nil
 	})
@@ -154,7 +154,7 @@ func (f *recFixture) assertTableMatchesStripe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := db.Diff(row, want); len(d) > 0 {
+		if d := reconcile.Diff(row, want); len(d) > 0 {
 			t.Fatalf("row %s differs from Stripe: %+v", sub.ID, d)
 		}
 	}
@@ -167,7 +167,7 @@ func TestRunRecordsRunsAndMetrics(t *testing.T) {
 	rec := f.reconciler(t, reconcile.Config{}, stripeapi.Config{})
 	rep := f.run(t, rec, reconcile.JobSubscriptions, false)
 	stored := f.storedRun(t, rep.RunID)
-	if stored.Status != db.RunSucceeded || stored.Job != "subscriptions" || stored.Scanned != 30 ||
+	if stored.Status != reconcile.RunSucceeded || stored.Job != "subscriptions" || stored.Scanned != 30 ||
 		stored.Drifted != 30 || stored.Fixed != 30 || stored.Errors != 0 || !stored.FinishedAt.Valid || stored.Error.Valid {
 		t.Fatalf("stored run %+v", stored)
 	}
@@ -197,11 +197,11 @@ func TestRunFailsWhenStripeRetriesAreExhausted(t *testing.T) {
 			f.fake.SetFaults(stripefake.Faults{ErrorRate: 1})
 			rec := f.reconciler(t, reconcile.Config{}, stripeapi.Config{MaxRetries: 2, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
 			rep, err := rec.Run(context.Background(), job, reconcile.Options{})
-			if err == nil || rep.Status != db.RunFailed {
+			if err == nil || rep.Status != reconcile.RunFailed {
 				t.Fatalf("run with every request failing: status %s, err %v", rep.Status, err)
 			}
 			stored := f.storedRun(t, rep.RunID)
-			if stored.Status != db.RunFailed || !stored.Error.Valid || stored.Error.String == "" {
+			if stored.Status != reconcile.RunFailed || !stored.Error.Valid || stored.Error.String == "" {
 				t.Fatalf("stored run %+v", stored)
 			}
 			if inj := f.fake.Stats().Injected; inj < 3 {
@@ -244,7 +244,7 @@ func TestRunCancelledIsFailed(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || rep.RunID == 0 {
 		t.Fatalf("cancelled run returned %v (run %d)", err, rep.RunID)
 	}
-	if stored := f.storedRun(t, rep.RunID); stored.Status != db.RunFailed {
+	if stored := f.storedRun(t, rep.RunID); stored.Status != reconcile.RunFailed {
 		t.Fatalf("cancelled run stored as %s", stored.Status)
 	}
 	if rep.Counts.Scanned >= 300 {
@@ -292,7 +292,7 @@ func TestAbandonedRunsAreMarkedFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.run(t, f.reconciler(t, reconcile.Config{}, stripeapi.Config{}), reconcile.JobSubscriptions, false)
-	if r := f.storedRun(t, id); r.Status != db.RunFailed || !r.Error.Valid {
+	if r := f.storedRun(t, id); r.Status != reconcile.RunFailed || !r.Error.Valid {
 		t.Fatalf("abandoned run: %+v", r)
 	}
 }

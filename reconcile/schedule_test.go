@@ -128,7 +128,7 @@ func TestSchedulerStopCancelsLongRuns(t *testing.T) {
 		FROM reconcile_runs ORDER BY id LIMIT 1`); err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != db.RunFailed || r.Scanned >= 2000 || !r.Error.Valid {
+	if r.Status != reconcile.RunFailed || r.Scanned >= 2000 || !r.Error.Valid {
 		t.Fatalf("interrupted run recorded as %+v", r)
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 
-	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/stripeapi"
 )
 
@@ -162,7 +161,7 @@ func (sw *sweeper) page(ctx context.Context, subs []*stripe.Subscription, pageAt
 	if err := sw.repair(ctx, found); err != nil {
 		return err
 	}
-	var drift []db.Drift
+	var drift []Drift
 	for _, d := range found {
 		if d.stale {
 			continue
@@ -182,15 +181,15 @@ func (sw *sweeper) page(ctx context.Context, subs []*stripe.Subscription, pageAt
 
 // drifted is a subscription whose row is missing or differs.
 type drifted struct {
-	want   db.Subscription
+	want   Subscription
 	exists bool
-	fields []db.Drift
+	fields []Drift
 	stale  bool // a newer write came first: nothing to repair after all
 }
 
 // compare computes the desired row of sub and returns its drift, or nil
 // when the row is right.
-func (sw *sweeper) compare(ctx context.Context, sub *stripe.Subscription, row db.Subscription, exists bool, pageAt time.Time) (*drifted, error) {
+func (sw *sweeper) compare(ctx context.Context, sub *stripe.Subscription, row Subscription, exists bool, pageAt time.Time) (*drifted, error) {
 	rn := sw.rn
 	want, err := sw.r.resolver.Desired(lowPriority(ctx), sub, pageAt, exists && row.UserID != nil)
 	if err != nil {
@@ -206,11 +205,11 @@ func (sw *sweeper) compare(ctx context.Context, sub *stripe.Subscription, row db
 	}
 	d := &drifted{want: want, exists: exists}
 	if !exists {
-		d.fields = []db.Drift{{SubscriptionID: sub.ID, Field: FieldMissingInDB, StripeValue: want.Status}}
+		d.fields = []Drift{{SubscriptionID: sub.ID, Field: FieldMissingInDB, StripeValue: want.Status}}
 		return d, nil
 	}
-	for _, f := range db.Diff(row, want) {
-		d.fields = append(d.fields, db.Drift{SubscriptionID: sub.ID, Field: f.Field, DBValue: f.Old, StripeValue: f.New})
+	for _, f := range Diff(row, want) {
+		d.fields = append(d.fields, Drift{SubscriptionID: sub.ID, Field: f.Field, DBValue: f.Old, StripeValue: f.New})
 	}
 	if len(d.fields) == 0 {
 		return nil, nil
@@ -224,7 +223,7 @@ func (sw *sweeper) repair(ctx context.Context, found []drifted) error {
 	if sw.rn.dry || len(found) == 0 {
 		return nil
 	}
-	rows := make([]db.Subscription, len(found))
+	rows := make([]Subscription, len(found))
 	for i, d := range found {
 		rows[i] = d.want
 	}
@@ -244,7 +243,7 @@ func (sw *sweeper) repair(ctx context.Context, found []drifted) error {
 	return nil
 }
 
-func fieldNames(drift []db.Drift) []string {
+func fieldNames(drift []Drift) []string {
 	out := make([]string, len(drift))
 	for i, d := range drift {
 		out[i] = d.Field
@@ -255,19 +254,19 @@ func fieldNames(drift []db.Drift) []string {
 // reportUnseen records every row whose subscription the listing did not
 // return. Stripe never deletes a subscription, so such a row belongs to
 // another account or mode, or was made up; an operator decides.
-func (sw *sweeper) reportUnseen(ctx context.Context, seen *db.SeenSet) error {
+func (sw *sweeper) reportUnseen(ctx context.Context, seen SeenSet) error {
 	rn := sw.rn
-	var drift []db.Drift
+	var drift []Drift
 	flush := func() error {
 		err := sw.r.recordDrift(ctx, rn, drift)
 		drift = drift[:0]
 		return err
 	}
-	err := seen.EachUnseen(ctx, func(row db.Subscription) error {
+	err := seen.EachUnseen(ctx, func(row Subscription) error {
 		rn.drifted.Add(1)
 		rn.log.Warn("row has no subscription in Stripe; kept", "subscription_id", row.StripeSubscriptionID,
 			"status", row.Status)
-		drift = append(drift, db.Drift{SubscriptionID: row.StripeSubscriptionID, Field: FieldMissingInStripe, DBValue: row.Status})
+		drift = append(drift, Drift{SubscriptionID: row.StripeSubscriptionID, Field: FieldMissingInStripe, DBValue: row.Status})
 		if len(drift) == 100 {
 			return flush()
 		}
@@ -291,7 +290,7 @@ type seenWriter struct {
 
 // startSeenWriter starts the writer; a failure cancels the sweep through
 // fail.
-func startSeenWriter(ctx context.Context, seen *db.SeenSet, fail context.CancelCauseFunc) *seenWriter {
+func startSeenWriter(ctx context.Context, seen SeenSet, fail context.CancelCauseFunc) *seenWriter {
 	w := &seenWriter{ch: make(chan []string, 32), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/stripeapi"
@@ -301,7 +300,7 @@ func TestSlimPagesGiveTheSameRows(t *testing.T) {
 			if err1 != nil || err2 != nil {
 				t.Fatalf("%s: %v / %v", full[i].ID, err1, err2)
 			}
-			if d := db.Diff(got, want); len(d) > 0 || deref(got.UserID) != deref(want.UserID) {
+			if d := reconcile.Diff(got, want); len(d) > 0 || deref(got.UserID) != deref(want.UserID) {
 				t.Fatalf("%s (%s): slim row differs: %+v", full[i].ID, full[i].Status, d)
 			}
 		}

@@ -235,7 +235,7 @@ func checkRows(t *testing.T, d *db.DB, rows []wantRow) {
 	}
 }
 
-func rowDiff(got db.Subscription, w wantRow) string {
+func rowDiff(got reconcile.Subscription, w wantRow) string {
 	var out []string
 	cmpField := func(name, g, x string) {
 		if g != x {
@@ -336,10 +336,10 @@ func TestRecordedEventsOfEveryAPIVersion(t *testing.T) {
 					}
 					sub, handled := c.subsOf[ev.ID]
 					switch {
-					case handled && (row.Status != db.StatusApplied || row.SubscriptionID.String != sub):
+					case handled && (row.Status != reconcile.StatusApplied || row.SubscriptionID.String != sub):
 						t.Errorf("%s (%s %s): %s for %q (%s), want applied for %s", ev.File, ev.Type, ev.APIVersion,
 							row.Status, row.SubscriptionID.String, row.LastError.String, sub)
-					case !handled && row.Status != db.StatusIgnored:
+					case !handled && row.Status != reconcile.StatusIgnored:
 						t.Errorf("%s (%s %s): %s, want ignored", ev.File, ev.Type, ev.APIVersion, row.Status)
 					}
 				}
@@ -409,7 +409,7 @@ func TestCatchUpPagesMixingAPIVersions(t *testing.T) {
 				}
 				versions[ev.APIVersion.String] = true
 				fev, _ := f.fake.Event(id)
-				if want := reconcile.SubscriptionIDOf(fev); ev.Status != db.StatusApplied || ev.SubscriptionID.String != want || want == "" {
+				if want := reconcile.SubscriptionIDOf(fev); ev.Status != reconcile.StatusApplied || ev.SubscriptionID.String != want || want == "" {
 					t.Errorf("%s %s (%s): %s for %q (%s), want applied for %q", id, ev.Type, ev.APIVersion.String,
 						ev.Status, ev.SubscriptionID.String, ev.LastError.String, want)
 				}

@@ -30,6 +30,7 @@ import (
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
 	"github.com/subsync/subsync/migrations"
+	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/webhook"
 )
 
@@ -396,8 +397,8 @@ func (f *fixture) wantStored(t testing.TB, want storedEvent) {
 	if got.Status != want.status {
 		t.Errorf("status = %q, want %q", got.Status, want.status)
 	}
-	if got.Source != db.SourceWebhook {
-		t.Errorf("source = %q, want %q", got.Source, db.SourceWebhook)
+	if got.Source != reconcile.SourceWebhook {
+		t.Errorf("source = %q, want %q", got.Source, reconcile.SourceWebhook)
 	}
 	if !got.Created.Equal(time.Unix(want.created, 0)) {
 		t.Errorf("stripe_created_at = %v, want %v", got.Created.UTC(), time.Unix(want.created, 0).UTC())
@@ -412,7 +413,7 @@ func (f *fixture) wantStored(t testing.TB, want storedEvent) {
 	if got.Attempts != 0 || got.LastError.Valid || got.Livemode {
 		t.Errorf("attempts, last_error, livemode = %d, %v, %v; want 0, NULL, false", got.Attempts, got.LastError, got.Livemode)
 	}
-	if done := want.status == db.StatusIgnored; got.ProcessedAt.Valid != done {
+	if done := want.status == reconcile.StatusIgnored; got.ProcessedAt.Valid != done {
 		t.Errorf("processed_at = %v, want set: %v", got.ProcessedAt, done)
 	}
 	if !jsonEqual(t, got.Payload, want.payload) {

@@ -104,12 +104,12 @@ func FuzzHandler(f *testing.F) {
 				if prev != nil || rowsAfter != rowsBefore+1 {
 					t.Fatalf("%s, but rows %d → %d (stored before: %v)", status, rowsBefore, rowsAfter, prev != nil)
 				}
-				if stored.Type != ev.typ || stored.Source != db.SourceWebhook {
+				if stored.Type != ev.typ || stored.Source != reconcile.SourceWebhook {
 					t.Fatalf("stored type %q source %q, want %q webhook", stored.Type, stored.Source, ev.typ)
 				}
-				wantStatus, wantNotify := db.StatusPending, int64(1)
+				wantStatus, wantNotify := reconcile.StatusPending, int64(1)
 				if status == "ignored" {
-					wantStatus, wantNotify = db.StatusIgnored, 0
+					wantStatus, wantNotify = reconcile.StatusIgnored, 0
 				}
 				if stored.Status != wantStatus || notified != wantNotify {
 					t.Fatalf("%s: stored status %q, Notify called %d times", status, stored.Status, notified)

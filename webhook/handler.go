@@ -30,7 +30,7 @@ const MaxBodyBytes = 1 << 20
 
 // Store is what the handler needs from the database.
 type Store interface {
-	InsertEvent(ctx context.Context, ev db.NewEvent) (bool, error)
+	InsertEvent(ctx context.Context, ev reconcile.NewEvent) (bool, error)
 }
 
 // Config configures a Handler.
@@ -145,17 +145,17 @@ func (h *Handler) handle(r *http.Request) (answer, []slog.Attr) {
 	}
 	subID := reconcile.SubscriptionIDOf(ev)
 	attrs := []slog.Attr{slog.String("event_id", ev.ID), slog.String("type", string(ev.Type)), slog.String("subscription_id", subID)}
-	status := db.StatusPending
+	status := reconcile.StatusPending
 	if !reconcile.Handled(string(ev.Type)) {
-		status = db.StatusIgnored
+		status = reconcile.StatusIgnored
 	}
-	inserted, err := h.store.InsertEvent(r.Context(), db.NewEvent{
+	inserted, err := h.store.InsertEvent(r.Context(), reconcile.NewEvent{
 		ID:             ev.ID,
 		Type:           string(ev.Type),
 		APIVersion:     clip(ev.APIVersion, 64),
 		Created:        time.Unix(ev.Created, 0).UTC(),
 		Livemode:       ev.Livemode,
-		Source:         db.SourceWebhook,
+		Source:         reconcile.SourceWebhook,
 		Status:         status,
 		SubscriptionID: subID,
 		Payload:        body,
@@ -168,7 +168,7 @@ func (h *Handler) handle(r *http.Request) (answer, []slog.Attr) {
 		return answer{code: http.StatusServiceUnavailable, outcome: metrics.OutcomeUnavailable, err: "event store unavailable, retry later"}, attrs
 	case !inserted:
 		return answer{code: http.StatusOK, outcome: metrics.OutcomeDuplicate, status: "duplicate"}, attrs
-	case status == db.StatusIgnored:
+	case status == reconcile.StatusIgnored:
 		return answer{code: http.StatusOK, outcome: metrics.OutcomeIgnored, status: "ignored"}, attrs
 	}
 	if h.cfg.Notify != nil {

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
+	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/webhook"
 )
 
@@ -21,19 +21,19 @@ import (
 var (
 	subUpdated = storedEvent{
 		id: "evt_1OxJ9kLkdIwHu7ixR2bTqM5a", typ: "customer.subscription.updated", apiVersion: "2023-10-16",
-		status: db.StatusPending, subscriptionID: "sub_1OwZ3dLkdIwHu7ixKp9mQe2R", created: 1711022400,
+		status: reconcile.StatusPending, subscriptionID: "sub_1OwZ3dLkdIwHu7ixKp9mQe2R", created: 1711022400,
 	}
 	invoicePaid = storedEvent{
 		id: "evt_1OxJBcLkdIwHu7ixHn4fRt8e", typ: "invoice.paid", apiVersion: "2023-10-16",
-		status: db.StatusPending, subscriptionID: "sub_1OwZ8eLkdIwHu7ixT4gH6jKl", created: 1711022510,
+		status: reconcile.StatusPending, subscriptionID: "sub_1OwZ8eLkdIwHu7ixT4gH6jKl", created: 1711022510,
 	}
 	chargeSucceeded = storedEvent{
 		id: "evt_3OxJBbLkdIwHu7ix0Yq2Lw4n", typ: "charge.succeeded", apiVersion: "2023-10-16",
-		status: db.StatusIgnored, created: 1711022508,
+		status: reconcile.StatusIgnored, created: 1711022508,
 	}
 	createdBasil = storedEvent{
 		id: "evt_1R8kQzLkdIwHu7ixb5Nw3Ls7", typ: "customer.subscription.created", apiVersion: "2025-03-31.basil",
-		status: db.StatusPending, subscriptionID: "sub_1R8kQxLkdIwHu7ixY7cJ2mPn", created: 1743900000,
+		status: reconcile.StatusPending, subscriptionID: "sub_1R8kQxLkdIwHu7ixY7cJ2mPn", created: 1743900000,
 	}
 )
 
@@ -264,7 +264,7 @@ func (tc tcase) check(t *testing.T, f *fixture, res response) {
 	want := map[string]float64{tc.wantOutcome: 1}
 	for range tc.before {
 		switch {
-		case tc.wantStored != nil && tc.wantStored.status == db.StatusIgnored:
+		case tc.wantStored != nil && tc.wantStored.status == reconcile.StatusIgnored:
 			want[metrics.OutcomeIgnored]++
 		default:
 			want[metrics.OutcomeAccepted]++

@@ -14,8 +14,7 @@ import (
 	"time"
 
 	stripewebhook "github.com/stripe/stripe-go/v76/webhook"
-
-	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/reconcile"
 )
 
 // The fixed inputs of FuzzSignatureHeader. They are constants because the
@@ -42,7 +41,7 @@ type sigFuzzStore struct {
 	ids map[string]bool
 }
 
-func (s *sigFuzzStore) InsertEvent(_ context.Context, ev db.NewEvent) (bool, error) {
+func (s *sigFuzzStore) InsertEvent(_ context.Context, ev reconcile.NewEvent) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ids[ev.ID] {

@@ -19,8 +19,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stripe/stripe-go/v76/webhook"
 
-	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/internal/testenv"
+	"github.com/subsync/subsync/reconcile"
 )
 
 func cacheTestID(prefix string) string {
@@ -59,7 +59,7 @@ func TestCacheOutboxOnlyWithRedisURL(t *testing.T) {
 			}
 			defer a.close()
 			user, plan := cacheTestID("u_"), "pro"
-			res, err := a.db.UpsertSubscription(ctx, db.Subscription{
+			res, err := a.db.UpsertSubscription(ctx, reconcile.Subscription{
 				StripeSubscriptionID: cacheTestID("sub_"), UserID: &user, StripeCustomerID: "cus_1",
 				PlanID: &plan, BillingPeriod: "monthly", Status: "active", StripeStateAt: time.Now(),
 			})

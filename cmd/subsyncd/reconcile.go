@@ -158,7 +158,7 @@ func writeReportJSON(ctx context.Context, w *bufio.Writer, d *db.DB, rep reconci
 	}
 	if rep.RunID != 0 {
 		var cur jsonDrift
-		err := d.EachDrift(context.WithoutCancel(ctx), rep.RunID, func(dr db.Drift) error {
+		err := d.EachDrift(context.WithoutCancel(ctx), rep.RunID, func(dr reconcile.Drift) error {
 			if dr.SubscriptionID != cur.ID || cur.Fields == nil {
 				if cur.Fields != nil {
 					if err := emit(cur); err != nil {
@@ -204,7 +204,7 @@ func writeReportText(ctx context.Context, w *bufio.Writer, d *db.DB, rep reconci
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	rows := 0
-	err := d.EachDrift(context.WithoutCancel(ctx), rep.RunID, func(dr db.Drift) error {
+	err := d.EachDrift(context.WithoutCancel(ctx), rep.RunID, func(dr reconcile.Drift) error {
 		if rows == 0 {
 			fmt.Fprintln(tw, "  SUBSCRIPTION\tFIELD\tTABLE VALUE\tSTRIPE VALUE")
 		}

@@ -560,11 +560,11 @@ func TestShutdownDuringClaimLeavesNothingLeased(t *testing.T) {
 	}
 	a := reconcile.NewApplier(reconcile.ApplierConfig{BatchSize: 5}, d, sdMissing{}, &reconcile.Resolver{})
 	for round := range 120 {
-		var evs []db.NewEvent
+		var evs []reconcile.NewEvent
 		for i := range 5 {
-			evs = append(evs, db.NewEvent{
+			evs = append(evs, reconcile.NewEvent{
 				ID: fmt.Sprintf("evt_claim_%d_%d", round, i), Type: "customer.subscription.updated",
-				Created: time.Now(), Source: db.SourceWebhook, Status: db.StatusPending,
+				Created: time.Now(), Source: reconcile.SourceWebhook, Status: reconcile.StatusPending,
 				SubscriptionID: "sub_missing", Payload: json.RawMessage(`{}`),
 			})
 		}
