@@ -18,18 +18,9 @@ DROP INDEX CONCURRENTLY IF EXISTS stripe_webhook_events_due_idx;
 ALTER TABLE stripe_webhook_events SET (toast_tuple_target = 128);
 
 -- +goose Down
+-- The trigger is not restored: a daemon of this version notifies by itself,
+-- and an older one also polls every 2 s.
 ALTER TABLE stripe_webhook_events RESET (toast_tuple_target);
 CREATE INDEX CONCURRENTLY IF NOT EXISTS stripe_webhook_events_due_idx
     ON stripe_webhook_events (next_attempt_at, stripe_created_at) WHERE status IN ('pending', 'failed');
 DROP INDEX CONCURRENTLY IF EXISTS stripe_webhook_events_claim_idx;
--- +goose StatementBegin
-CREATE FUNCTION subsync_notify_inbox() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('subsync_inbox', '');
-    RETURN NULL;
-END;
-$$;
--- +goose StatementEnd
-CREATE TRIGGER stripe_webhook_events_notify
-    AFTER INSERT ON stripe_webhook_events
-    FOR EACH STATEMENT EXECUTE FUNCTION subsync_notify_inbox();
