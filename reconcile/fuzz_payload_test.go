@@ -95,17 +95,18 @@ func FuzzSubscriptionPayload(f *testing.F) {
 			t.Fatalf("row cancel_at_period_end %v, payload %v", row.CancelAtPeriodEnd, m["cancel_at_period_end"])
 		}
 		named := map[string]bool{refID(m["plan"]): true}
-		var ends []int64
+		var ends, itemEnds []int64
+		items, _ := m["items"].(map[string]any)
+		data, _ := items["data"].([]any)
+		for _, it := range data {
+			item, _ := it.(map[string]any)
+			named[refID(item["price"])], named[refID(item["plan"])] = true, true
+			itemEnds = append(itemEnds, number(item["current_period_end"]))
+		}
 		if e := number(m["current_period_end"]); e != 0 || number(m["current_period_start"]) != 0 {
 			ends = append(ends, e)
 		} else {
-			items, _ := m["items"].(map[string]any)
-			data, _ := items["data"].([]any)
-			for _, it := range data {
-				item, _ := it.(map[string]any)
-				named[refID(item["price"])], named[refID(item["plan"])] = true, true
-				ends = append(ends, number(item["current_period_end"]))
-			}
+			ends = itemEnds
 		}
 		if row.StripePriceID == nil || *row.StripePriceID == "" || !named[*row.StripePriceID] {
 			t.Fatalf("row price %v is not one the payload names (%v)", row.StripePriceID, named)
