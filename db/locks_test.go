@@ -11,15 +11,7 @@ import (
 // runsDB opens a fresh, migrated database.
 func runsDB(t *testing.T) *db.DB {
 	t.Helper()
-	ctx := context.Background()
-	d, err := db.Open(ctx, db.Config{URL: testenv.DatabaseURL(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := testenv.MigratedDB(t, db.Config{})
 	return d
 }
 

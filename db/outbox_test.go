@@ -18,17 +18,8 @@ import (
 // invalidations with template (none when it is empty).
 func outboxDB(t *testing.T, template string) (*db.DB, string) {
 	t.Helper()
-	url := testenv.DatabaseURL(t)
-	ctx := context.Background()
-	d, err := db.Open(ctx, db.Config{URL: url, CacheKeyTemplate: template})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return d, url
+	d := testenv.MigratedDB(t, db.Config{CacheKeyTemplate: template})
+	return d, d.URL()
 }
 
 func outboxID(prefix string) string {

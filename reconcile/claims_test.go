@@ -21,14 +21,7 @@ import (
 func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, err := db.Open(ctx, db.Config{URL: testenv.DatabaseURL(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := testenv.MigratedDB(t, db.Config{})
 	fake := stripefake.New(stripefake.Options{Seed: 5})
 	t.Cleanup(fake.Close)
 	price, err := fake.CreatePrice(stripefake.PriceParams{UnitAmount: 57300, Interval: "month"})
@@ -79,7 +72,7 @@ func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 		var n int
 		return d.X().Get(&n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`) == nil && n == 1
 	}
-	waitUntil(t, "the event is claimed", held)
+	testenv.WaitFor(t, "the event is claimed", held)
 	polls := 0
 	for finished := false; !finished; {
 		select {
@@ -118,7 +111,7 @@ func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 		_, err := slow.RunOnce(ctx, time.Minute)
 		done <- err
 	}()
-	waitUntil(t, "the event is claimed again", held)
+	testenv.WaitFor(t, "the event is claimed again", held)
 	if _, err := d.X().Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted`); err != nil {
 		t.Fatal(err)
 	}

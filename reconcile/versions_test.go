@@ -155,16 +155,8 @@ type corpusEnv struct {
 
 func newCorpusEnv(t *testing.T, mode string, rows []wantRow, plans []reconcile.PlanEntry) *corpusEnv {
 	t.Helper()
-	ctx := context.Background()
 	m := metrics.New(prometheus.NewRegistry(), false)
-	d, err := db.Open(ctx, db.Config{URL: testenv.DatabaseURL(t), Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := testenv.MigratedDB(t, db.Config{Metrics: m})
 	fake := stripefake.New(stripefake.Options{Seed: 3})
 	t.Cleanup(fake.Close)
 	for _, r := range rows {

@@ -15,10 +15,17 @@ const WaitTimeout = time.Minute
 // after WaitTimeout.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(WaitTimeout)
+	WaitWithin(t, WaitTimeout, what, cond)
+}
+
+// WaitWithin is WaitFor with a timeout of its own, for a wait whose bound is
+// part of what the test checks (a server dropping a client within a limit).
+func WaitWithin(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", WaitTimeout, what)
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
