@@ -8,7 +8,7 @@
 //     or started in Go (see AdminDatabaseURL, SharedRedisURL); tools are
 //     installed with go install or, as root, from their Debian package,
 //     at the versions of versions.go.
-//   - Helpers: WaitFor, Buffer (a locked buffer), Proc (a child process).
+//   - Helpers: WaitFor and WaitWithin, Buffer (a locked buffer).
 //
 // A missing service fails the test loudly; nothing is skipped.
 package testenv
