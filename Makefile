@@ -1,6 +1,6 @@
 # subsync — build and test entry points. `make test` needs no set-up: the
-# services script finds Postgres and Redis or starts throwaway ones, and
-# installs stripe-mock and promtool when they are missing.
+# Go test kit (internal/testenv) finds Postgres and Redis or starts
+# throwaway ones, and installs stripe-mock and promtool when they are missing.
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -8,8 +8,9 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS   = -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 60s
 
-# Runs a command with the test services up and their variables exported.
-SERVICES = bash scripts/test-services.sh --
+# Runs a command with Postgres and Redis found or started, their URLs
+# exported, so that every test binary shares one server.
+SERVICES = $(GO) run ./internal/cmd/withservices --
 
 .PHONY: all build test test-race lint bench chaos fuzz demo clean
 
@@ -21,7 +22,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/subsyncd ./cmd/subsyncd
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/stripefake ./cmd/stripefake
 
-## test: gofmt, vet, the whole go test suite, fuzz smoke, promtool rule tests
+## test: gofmt, vet, the whole go test suite (promtool rule tests included), fuzz smoke
 test:
 	$(SERVICES) bash scripts/test.sh
 
@@ -33,7 +34,7 @@ test-race:
 lint:
 	bash scripts/test.sh lint
 
-## bench: benchmarks and the load tool's figures
+## bench: the sweep benchmark's figures
 bench:
 	$(SERVICES) bash scripts/bench.sh
 

@@ -89,7 +89,7 @@ func TestRedisOutageInvalidationsDeliveredWhenBack(t *testing.T) {
 			t.Fatalf("subscription %s not applied while Redis is down: %+v, %v", s, got, err)
 		}
 	}
-	waitFor(t, 30*time.Second, "every row to record a failure", func() bool {
+	testenv.WaitFor(t, "every row to record a failure", func() bool {
 		for _, r := range rows(t, d) {
 			if r.Status != db.OutboxPending || r.Attempts < 1 || !r.LastError.Valid {
 				return false
@@ -97,7 +97,7 @@ func TestRedisOutageInvalidationsDeliveredWhenBack(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, 10*time.Second, "the pending gauge", func() bool { return testutil.ToFloat64(m.CacheOutboxPending) == 2*n })
+	testenv.WaitFor(t, "the pending gauge", func() bool { return testutil.ToFloat64(m.CacheOutboxPending) == 2*n })
 	if got := testutil.ToFloat64(m.CacheInvalidations.WithLabelValues(cache.OutcomeFailure)); got < 2*n {
 		t.Fatalf("failure counter = %v, want at least %d", got, 2*n)
 	}
@@ -118,7 +118,7 @@ func TestRedisOutageInvalidationsDeliveredWhenBack(t *testing.T) {
 	m2 := newMetrics()
 	cfg.Metrics = m2
 	start(t, d, cache.NewWorker(cfg, d, rdb))
-	waitFor(t, 30*time.Second, "every row to be delivered", allDone(t, d))
+	testenv.WaitFor(t, "every row to be delivered", allDone(t, d))
 	for _, k := range keys {
 		if exists(t, rdb, k) {
 			t.Fatalf("%s still in Redis after recovery", k)
@@ -206,7 +206,7 @@ func TestDeadWorkerClaimComesBackAfterLease(t *testing.T) {
 	if res, err := w.RunOnce(context.Background()); err != nil || res.Claimed != 0 {
 		t.Fatalf("RunOnce during the lease = %+v, %v; want nothing claimed", res, err)
 	}
-	waitFor(t, 10*time.Second, "the leased rows to come back", func() bool {
+	testenv.WaitFor(t, "the leased rows to come back", func() bool {
 		res, err := w.RunOnce(context.Background())
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/subsync/subsync/cache"
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/dbtest"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
 	"github.com/subsync/subsync/reconcile"
@@ -24,16 +25,7 @@ const template = "features:{user_id}"
 // newDB opens a fresh, migrated database whose upserts queue invalidations.
 func newDB(t *testing.T) *db.DB {
 	t.Helper()
-	ctx := context.Background()
-	d, err := db.Open(ctx, db.Config{URL: testenv.DatabaseURL(t), CacheKeyTemplate: template})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return d
+	return dbtest.Open(t, db.Config{CacheKeyTemplate: template})
 }
 
 // newRedis connects to url (the shared Redis when empty) with hooks added.
@@ -108,18 +100,6 @@ func rows(t *testing.T, d *db.DB) []db.InvalidationRow {
 	return rs
 }
 
-// waitFor polls cond every 20ms until it holds, failing after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func exists(t *testing.T, rdb *redis.Client, k string) bool {
 	t.Helper()
 	n, err := rdb.Exists(context.Background(), k).Result()
@@ -171,14 +151,14 @@ func TestKeyDeletedOnFeatureChangeKeptOtherwise(t *testing.T) {
 	user, sub := uniqueID("u_"), uniqueID("sub_")
 	t0 := time.Now()
 	upsert(t, d, subscription(sub, user, "basic", periodEnd, t0))
-	waitFor(t, 10*time.Second, "the insert's invalidation", allDone(t, d))
+	testenv.WaitFor(t, "the insert's invalidation", allDone(t, d))
 
 	set(t, rdb, key(user))
 	began := time.Now()
 	if res := upsert(t, d, subscription(sub, user, "pro", periodEnd, t0.Add(time.Second))); !res.Invalidated {
 		t.Fatalf("plan change: %+v, want an invalidation", res)
 	}
-	waitFor(t, 10*time.Second, "the key to be deleted", func() bool { return !exists(t, rdb, key(user)) })
+	testenv.WaitFor(t, "the key to be deleted", func() bool { return !exists(t, rdb, key(user)) })
 	t.Logf("key deleted %s after the commit", time.Since(began))
 
 	// Only the period end changes: no invalidation, the key stays. A second
@@ -191,8 +171,8 @@ func TestKeyDeletedOnFeatureChangeKeptOtherwise(t *testing.T) {
 	other, otherSub := uniqueID("u_"), uniqueID("sub_")
 	set(t, rdb, key(other))
 	upsert(t, d, subscription(otherSub, other, "pro", periodEnd, t0))
-	waitFor(t, 10*time.Second, "the other user's key to be deleted", func() bool { return !exists(t, rdb, key(other)) })
-	waitFor(t, 10*time.Second, "every row done", allDone(t, d))
+	testenv.WaitFor(t, "the other user's key to be deleted", func() bool { return !exists(t, rdb, key(other)) })
+	testenv.WaitFor(t, "every row done", allDone(t, d))
 	if !exists(t, rdb, key(user)) {
 		t.Fatal("key deleted although no feature-relevant field changed")
 	}
@@ -235,8 +215,8 @@ func TestGaugesAndPruneFromRun(t *testing.T) {
 	w := cache.NewWorker(cache.Config{Metrics: m, StatsEvery: 50 * time.Millisecond, PruneEvery: 50 * time.Millisecond,
 		Retention: time.Hour}, d, downRedis(t))
 	stop := start(t, d, w)
-	waitFor(t, 10*time.Second, "the pending gauge", func() bool { return testutil.ToFloat64(m.CacheOutboxPending) == 3 })
-	waitFor(t, 10*time.Second, "the age gauge", func() bool { return testutil.ToFloat64(m.CacheOutboxOldestAge) > 0 })
+	testenv.WaitFor(t, "the pending gauge", func() bool { return testutil.ToFloat64(m.CacheOutboxPending) == 3 })
+	testenv.WaitFor(t, "the age gauge", func() bool { return testutil.ToFloat64(m.CacheOutboxOldestAge) > 0 })
 	stop()
 
 	// Delivered rows: two delivered long ago are pruned, the fresh one kept.
@@ -254,8 +234,8 @@ func TestGaugesAndPruneFromRun(t *testing.T) {
 	w = cache.NewWorker(cache.Config{Metrics: m, StatsEvery: 50 * time.Millisecond, PruneEvery: 50 * time.Millisecond,
 		Retention: time.Hour}, d, newRedis(t, ""))
 	start(t, d, w)
-	waitFor(t, 10*time.Second, "the old done rows to be pruned", func() bool { return len(rows(t, d)) == 1 })
-	waitFor(t, 10*time.Second, "the gauges to drop to 0", func() bool {
+	testenv.WaitFor(t, "the old done rows to be pruned", func() bool { return len(rows(t, d)) == 1 })
+	testenv.WaitFor(t, "the gauges to drop to 0", func() bool {
 		return testutil.ToFloat64(m.CacheOutboxPending) == 0 && testutil.ToFloat64(m.CacheOutboxOldestAge) == 0
 	})
 }

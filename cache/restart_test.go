@@ -65,7 +65,7 @@ func TestDeliveryRecordedAfterDatabaseRestart(t *testing.T) {
 	}
 	pg.Kill(t)
 	close(killed)
-	waitFor(t, 30*time.Second, "marking the rows done to fail", func() bool {
+	testenv.WaitFor(t, "marking the rows done to fail", func() bool {
 		return testutil.ToFloat64(m.DBErrors.WithLabelValues("mark_invalidations_done")) > 0
 	})
 	pg.Start(t)

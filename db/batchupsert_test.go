@@ -9,21 +9,13 @@ import (
 	"time"
 
 	"github.com/subsync/subsync/db"
-	"github.com/subsync/subsync/internal/testenv"
+	"github.com/subsync/subsync/internal/dbtest"
 	"github.com/subsync/subsync/reconcile"
 )
 
 func openWithOutbox(t *testing.T) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), db.Config{URL: testenv.DatabaseURL(t), CacheKeyTemplate: "features:{user_id}"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return dbtest.Open(t, db.Config{CacheKeyTemplate: "features:{user_id}"})
 }
 
 // The batched write (one transaction, rows folded in Go, one multi-row

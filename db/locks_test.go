@@ -5,21 +5,13 @@ import (
 	"testing"
 
 	"github.com/subsync/subsync/db"
-	"github.com/subsync/subsync/internal/testenv"
+	"github.com/subsync/subsync/internal/dbtest"
 )
 
 // runsDB opens a fresh, migrated database.
 func runsDB(t *testing.T) *db.DB {
 	t.Helper()
-	ctx := context.Background()
-	d, err := db.Open(ctx, db.Config{URL: testenv.DatabaseURL(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := dbtest.Open(t, db.Config{})
 	return d
 }
 

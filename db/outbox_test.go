@@ -11,7 +11,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/subsync/subsync/db"
-	"github.com/subsync/subsync/internal/testenv"
+	"github.com/subsync/subsync/internal/dbtest"
 	"github.com/subsync/subsync/reconcile"
 )
 
@@ -19,17 +19,8 @@ import (
 // invalidations with template (none when it is empty).
 func outboxDB(t *testing.T, template string) (*db.DB, string) {
 	t.Helper()
-	url := testenv.DatabaseURL(t)
-	ctx := context.Background()
-	d, err := db.Open(ctx, db.Config{URL: url, CacheKeyTemplate: template})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return d, url
+	d := dbtest.Open(t, db.Config{CacheKeyTemplate: template})
+	return d, d.URL()
 }
 
 func outboxID(prefix string) string {

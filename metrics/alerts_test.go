@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/subsync/subsync/internal/testenv"
 )
 
 // TestAlertRulesComplete checks what every alert must carry: a for
@@ -80,17 +82,11 @@ func markdownAnchors(doc string) map[string]bool {
 	return anchors
 }
 
-// TestAlertRulesPromtool runs promtool on the rules and their unit tests
-// (PROMTOOL_BIN, else promtool on PATH; Debian: apt-get install prometheus,
-// or run through scripts/test-services.sh).
+// TestAlertRulesPromtool runs promtool check rules on the rules and
+// promtool test rules on their unit tests (promtool as testenv finds or
+// installs it).
 func TestAlertRulesPromtool(t *testing.T) {
-	promtool := os.Getenv("PROMTOOL_BIN")
-	if promtool == "" {
-		var err error
-		if promtool, err = exec.LookPath("promtool"); err != nil {
-			t.Fatalf("promtool not found (%v): install the Debian package prometheus or run through scripts/test-services.sh", err)
-		}
-	}
+	promtool := testenv.PromtoolBin(t)
 	for _, args := range [][]string{
 		{"check", "rules", filepath.Base(alertsFile)},
 		{"test", "rules", filepath.Base(alertsTestFile)},

@@ -83,7 +83,7 @@ func TestApplierBatchSurvivesDatabaseRestart(t *testing.T) {
 		_, err := a.RunOnce(ctx, time.Minute)
 		done <- err
 	}()
-	waitUntil(t, "the batch holds the subscription's lock", func() bool {
+	testenv.WaitFor(t, "the batch holds the subscription's lock", func() bool {
 		var n int
 		return d.X().Get(&n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) == nil && n == 1
 	})
@@ -115,16 +115,5 @@ func TestApplierBatchSurvivesDatabaseRestart(t *testing.T) {
 	row, err := d.GetSubscription(ctx, sub.ID)
 	if err != nil || row.Status != string(sub.Status) || row.UserID == nil || *row.UserID != "user-1" {
 		t.Fatalf("row after the retry: %+v, %v", row, err)
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

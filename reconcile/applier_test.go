@@ -13,8 +13,8 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/dbtest"
 	"github.com/subsync/subsync/internal/stripefake"
-	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
 	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/stripeapi"
@@ -33,16 +33,8 @@ type applyFixture struct {
 
 func newApplyFixture(t *testing.T) *applyFixture {
 	t.Helper()
-	ctx := context.Background()
 	m := metrics.New(prometheus.NewRegistry(), false)
-	d, err := db.Open(ctx, db.Config{URL: testenv.DatabaseURL(t), Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := dbtest.Open(t, db.Config{Metrics: m})
 	fake := stripefake.New(stripefake.Options{Seed: 1})
 	t.Cleanup(fake.Close)
 	f := &applyFixture{db: d, fake: fake, metrics: m, prices: map[string]string{}}

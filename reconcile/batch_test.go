@@ -234,7 +234,7 @@ func TestTwoAppliersShareOneInbox(t *testing.T) {
 			Poll: 20 * time.Millisecond, Metrics: r.m}, r.d, nil, &reconcile.Resolver{Plans: plans})
 		wg.Go(func() { a.Run(runCtx, time.Minute) })
 	}
-	waitUntil(t, "the inbox is drained", func() bool {
+	testenv.WaitFor(t, "the inbox is drained", func() bool {
 		var left int
 		return d1.X().Get(&left, `SELECT count(*) FROM stripe_webhook_events WHERE status <> 'applied'`) == nil && left == 0
 	})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/dbtest"
 	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/reconcile"
@@ -21,14 +22,7 @@ import (
 func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, err := db.Open(ctx, db.Config{URL: testenv.DatabaseURL(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := dbtest.Open(t, db.Config{})
 	fake := stripefake.New(stripefake.Options{Seed: 5})
 	t.Cleanup(fake.Close)
 	price, err := fake.CreatePrice(stripefake.PriceParams{UnitAmount: 57300, Interval: "month"})
@@ -79,7 +73,7 @@ func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 		var n int
 		return d.X().Get(&n, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) == nil && n == 1
 	}
-	waitUntil(t, "the event is claimed", held)
+	testenv.WaitFor(t, "the event is claimed", held)
 	polls := 0
 	for finished := false; !finished; {
 		select {
@@ -118,7 +112,7 @@ func TestApplierHoldsItsClaimWhileProcessing(t *testing.T) {
 		_, err := slow.RunOnce(ctx, time.Minute)
 		done <- err
 	}()
-	waitUntil(t, "the event is claimed again", held)
+	testenv.WaitFor(t, "the event is claimed again", held)
 	if _, err := d.X().Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/dbtest"
 	"github.com/subsync/subsync/internal/stripefake"
-	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
 	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/stripeapi"
@@ -34,16 +34,8 @@ type recFixture struct {
 
 func newRecFixture(t testing.TB) *recFixture {
 	t.Helper()
-	ctx := context.Background()
 	m := metrics.New(prometheus.NewRegistry(), false)
-	d, err := db.Open(ctx, db.Config{URL: testenv.DatabaseURL(t), Metrics: m, MaxOpenConns: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := dbtest.Open(t, db.Config{Metrics: m, MaxOpenConns: 8})
 	fake := stripefake.New(stripefake.Options{Seed: 42})
 	t.Cleanup(fake.Close)
 	f := &recFixture{db: d, x: d.X(), fake: fake, metrics: m}

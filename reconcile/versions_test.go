@@ -17,8 +17,8 @@ import (
 	stripewebhook "github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/dbtest"
 	"github.com/subsync/subsync/internal/stripefake"
-	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
 	"github.com/subsync/subsync/reconcile"
 	"github.com/subsync/subsync/stripeapi"
@@ -155,16 +155,8 @@ type corpusEnv struct {
 
 func newCorpusEnv(t *testing.T, mode string, rows []wantRow, plans []reconcile.PlanEntry) *corpusEnv {
 	t.Helper()
-	ctx := context.Background()
 	m := metrics.New(prometheus.NewRegistry(), false)
-	d, err := db.Open(ctx, db.Config{URL: testenv.DatabaseURL(t), Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := dbtest.Open(t, db.Config{Metrics: m})
 	fake := stripefake.New(stripefake.Options{Seed: 3})
 	t.Cleanup(fake.Close)
 	for _, r := range rows {

@@ -1,52 +1,33 @@
 package stripeapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
 )
 
 const testKey = "sk_test_51SuperSecretKeyThatMustNeverLeak0123456789"
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type testEnv struct {
 	c    *Client
 	m    *metrics.Metrics
-	logs *syncBuffer
+	logs *testenv.Buffer
 }
 
 // newTestClient builds a client for base with fast retries, a generous
 // rate limit, metrics on a private registry and debug logs captured.
 func newTestClient(t *testing.T, base string, mutate func(*Config)) testEnv {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	m := metrics.New(prometheus.NewRegistry(), false)
 	cfg := Config{
 		Key:        testKey,

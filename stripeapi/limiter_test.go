@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/subsync/subsync/internal/testenv"
 )
 
 // safety bounds waits that only end if the code under test is correct; it
@@ -30,17 +32,6 @@ func gatedSleep(gate <-chan struct{}, sleeping chan<- struct{}) func(context.Con
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(safety)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -83,11 +74,11 @@ func TestHighPriorityServedBeforeQueuedLow(t *testing.T) {
 	}
 	for i, id := range []string{"low2", "low3", "low4"} {
 		get(low, id)
-		waitFor(t, id+" to queue", func() bool { _, l := env.c.lim.queued(); return l == i+1 })
+		testenv.WaitFor(t, id+" to queue", func() bool { _, l := env.c.lim.queued(); return l == i+1 })
 	}
 	// high arrives last.
 	get(ctx, "high")
-	waitFor(t, "high to queue", func() bool { h, _ := env.c.lim.queued(); return h == 1 })
+	testenv.WaitFor(t, "high to queue", func() bool { h, _ := env.c.lim.queued(); return h == 1 })
 
 	// Release one token at a time and see who reaches the server.
 	var order []string
@@ -132,7 +123,7 @@ func TestLimiterCancelledWaiterLeavesQueue(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	queued := make(chan error, 1)
 	go func() { queued <- l.wait(cctx, PriorityHigh) }()
-	waitFor(t, "the waiter to queue", func() bool { h, _ := l.queued(); return h == 1 })
+	testenv.WaitFor(t, "the waiter to queue", func() bool { h, _ := l.queued(); return h == 1 })
 	cancel()
 	if err := <-queued; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter returned %v", err)

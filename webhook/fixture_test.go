@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -102,13 +101,13 @@ type fixture struct {
 	url     string       // the webhook endpoint
 	handler http.Handler // the handler itself, for the fuzz target
 	metrics *metrics.Metrics
-	logs    *syncBuffer
+	logs    *testenv.Buffer
 	notify  atomic.Int64
 }
 
 func newFixture(t testing.TB, cfg fixtureConfig) *fixture {
 	t.Helper()
-	f := &fixture{schema: cfg.schema, logs: &syncBuffer{}}
+	f := &fixture{schema: cfg.schema, logs: &testenv.Buffer{}}
 	if f.schema == nil {
 		base := cfg.databaseURL
 		if base == "" {
@@ -200,24 +199,6 @@ func openDB(t testing.TB, url string) *db.DB {
 	}
 	t.Cleanup(func() { d.Close() })
 	return d
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // readTestdata returns the contents of webhook/testdata/name.

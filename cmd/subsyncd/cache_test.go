@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,24 +108,6 @@ func cacheTestEvent(t *testing.T, secret, typ, subID, user, price string, create
 	return body, fmt.Sprintf("t=%d,v1=%s", now.Unix(), hex.EncodeToString(sig))
 }
 
-// cacheTestBuffer is a bytes.Buffer safe for the daemon's concurrent logging.
-type cacheTestBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *cacheTestBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *cacheTestBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The whole daemon: a signed webhook changes a linked user's subscription,
 // and the user's cache key disappears from a password-protected Redis,
 // whose password never reaches the logs.
@@ -173,7 +154,7 @@ func TestServeWebhookDeletesCacheKey(t *testing.T) {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var stderr cacheTestBuffer
+	var stderr testenv.Buffer
 	runErr := make(chan error, 1)
 	go func() { runErr <- run(runCtx, []string{"serve"}, env, io.Discard, &stderr) }()
 	testenv.WaitTCP(t, listen, 30*time.Second)

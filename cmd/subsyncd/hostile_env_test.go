@@ -216,7 +216,7 @@ func (h *hostileEnv) event(t *testing.T, id string) (hostileEventRow, bool) {
 func (h *hostileEnv) settled(t *testing.T, id string) hostileEventRow {
 	t.Helper()
 	var r hostileEventRow
-	waitFor(t, "event "+id+" processed", 20*time.Second, func() bool {
+	testenv.WaitFor(t, "event "+id+" processed", func() bool {
 		var ok bool
 		r, ok = h.event(t, id)
 		return ok && r.Status != "pending" && r.Status != "failed"

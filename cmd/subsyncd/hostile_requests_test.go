@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/subsync/subsync/internal/stripefake"
+	"github.com/subsync/subsync/internal/testenv"
 )
 
 // hostileRequestCases are the requests refused or accepted for what they
@@ -88,7 +89,7 @@ func hostileRequestCases() []hostileCase {
 				h.settled(t, id)
 				// Signature times are whole seconds: wait until the captured one
 				// is surely older than the tolerance.
-				waitFor(t, "the captured signature to expire", 3*hostileTolerance, func() bool {
+				testenv.WaitWithin(t, 3*hostileTolerance, "the captured signature to expire", func() bool {
 					return time.Since(at.Truncate(time.Second)) > hostileTolerance+time.Second
 				})
 				return h.post(t, bytes.NewReader(body), sig, "application/json"), id

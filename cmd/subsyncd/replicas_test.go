@@ -180,7 +180,7 @@ func TestReplicasShareTheWork(t *testing.T) {
 	defer x.Close()
 	runs := "subsync_reconcile_runs_total"
 	skipped := []string{`job_name="subscriptions"`, `outcome="skipped"`}
-	waitFor(t, "every event applied, rows equal to Stripe, the outbox delivered, three sweeps and a skipped tick", 90*time.Second, func() bool {
+	testenv.WaitWithin(t, 90*time.Second, "every event applied, rows equal to Stripe, the outbox delivered, three sweeps and a skipped tick", func() bool {
 		var waiting, pending, sweeps int
 		_ = x.Get(&waiting, `SELECT count(*) FROM stripe_webhook_events WHERE status IN ('pending', 'failed')`)
 		_ = x.Get(&pending, `SELECT count(*) FROM cache_invalidations WHERE status = 'pending'`)
@@ -226,7 +226,7 @@ func TestReplicasShareTheWork(t *testing.T) {
 	// successes counted across the replicas as there are rows. A sweep may
 	// still be writing a row the metric has not counted yet: poll.
 	var rows, retried int
-	waitFor(t, "the success count of both replicas to match the outbox", 20*time.Second, func() bool {
+	testenv.WaitFor(t, "the success count of both replicas to match the outbox", func() bool {
 		x.Get(&rows, `SELECT count(*) FROM cache_invalidations WHERE status = 'done'`)
 		return int(replicaMetric(t, "subsync_cache_invalidations_total", []string{`outcome="success"`}, a, b)) == rows
 	})

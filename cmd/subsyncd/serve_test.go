@@ -18,28 +18,10 @@ import (
 	"github.com/subsync/subsync/internal/testenv"
 )
 
-// syncBuffer is a goroutine-safe buffer for the daemon's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemon is a `subsyncd serve` running in the test process.
 type daemon struct {
 	listen, metrics string
-	stderr          *syncBuffer
+	stderr          *testenv.Buffer
 	cancel          context.CancelFunc
 	done            chan error
 }
@@ -51,7 +33,7 @@ func startServeForTest(t *testing.T, env []string) *daemon {
 	d := &daemon{
 		listen:  fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		metrics: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		stderr:  &syncBuffer{},
+		stderr:  &testenv.Buffer{},
 		done:    make(chan error, 1),
 	}
 	env = append(env, "LISTEN_ADDR="+d.listen, "METRICS_ADDR="+d.metrics)
@@ -101,19 +83,6 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 func TestServeAppliesSignedWebhooksEndToEnd(t *testing.T) {
@@ -170,7 +139,7 @@ func TestServeAppliesSignedWebhooksEndToEnd(t *testing.T) {
 
 	x := sqlx.MustConnect("postgres", dbURL)
 	defer x.Close()
-	waitFor(t, "every handled event applied", 20*time.Second, func() bool {
+	testenv.WaitFor(t, "every handled event applied", func() bool {
 		var left int
 		x.Get(&left, `SELECT count(*) FROM stripe_webhook_events WHERE status IN ('pending','failed')`)
 		var rows int

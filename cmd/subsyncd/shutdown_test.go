@@ -63,7 +63,7 @@ func buildSubsyncd(t *testing.T) string {
 type sdProc struct {
 	cmd     *exec.Cmd
 	listen  string
-	stderr  *syncBuffer
+	stderr  *testenv.Buffer
 	exited  chan struct{}
 	state   *os.ProcessState
 	exitAt  time.Time
@@ -94,7 +94,7 @@ func trySdProc(t *testing.T, bin string, env []string) (p *sdProc, ready bool) {
 	t.Helper()
 	p = &sdProc{
 		listen: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		stderr: &syncBuffer{},
+		stderr: &testenv.Buffer{},
 		exited: make(chan struct{}),
 	}
 	p.cmd = exec.Command(bin, "serve")
@@ -118,7 +118,7 @@ func trySdProc(t *testing.T, bin string, env []string) (p *sdProc, ready bool) {
 			<-p.exited
 		}
 	})
-	waitFor(t, "subsyncd serve to answer /healthz", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "subsyncd serve to answer /healthz", func() bool {
 		select {
 		case <-p.exited:
 			return true
@@ -400,7 +400,7 @@ func (f *shutdownFixture) checkApplied(t *testing.T, bin string) time.Duration {
 	start := time.Now()
 	p := startSdProc(t, bin, f.env)
 	var left, total int
-	waitFor(t, "every stored event applied by the second process", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "every stored event applied by the second process", func() bool {
 		f.x.Get(&left, `SELECT count(*) FROM stripe_webhook_events WHERE status <> 'applied'`)
 		f.x.Get(&total, `SELECT count(*) FROM stripe_webhook_events`)
 		return left == 0

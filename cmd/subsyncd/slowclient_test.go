@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/subsync/subsync/internal/stripefake"
+	"github.com/subsync/subsync/internal/testenv"
 )
 
 // TestSlowClientsAreCut shows that the listeners' timeouts (newHTTPServer)
@@ -72,7 +73,7 @@ func TestSlowClientsAreCut(t *testing.T) {
 		// Meanwhile every other client is served.
 		served, slowest := 0, time.Duration(0)
 		var cut time.Duration
-		waitFor(t, "the server to drop the connection that never reads", 3*limits.WriteTimeout, func() bool {
+		testenv.WaitWithin(t, 3*limits.WriteTimeout, "the server to drop the connection that never reads", func() bool {
 			for _, u := range []string{"http://" + h.d.listen + "/healthz", "http://" + h.d.metrics + "/metrics"} {
 				t0 := time.Now()
 				if code, _ := get(t, u); code != 200 {

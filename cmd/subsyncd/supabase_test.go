@@ -95,7 +95,7 @@ func TestSupabaseTablesClosedToDataAPI(t *testing.T) {
 	// serve: a webhook for alice's subscription, applied, its cache key deleted.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs cacheTestBuffer
+	var logs testenv.Buffer
 	served := make(chan error, 1)
 	go func() { served <- run(ctx, []string{"serve"}, env, io.Discard, &logs) }()
 	testenv.WaitTCP(t, listen, 30*time.Second)

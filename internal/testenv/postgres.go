@@ -29,17 +29,33 @@ type Postgres struct {
 // binaries are looked up in PATH, then in /usr/lib/postgresql/*/bin.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
+	srv, err := newPostgresServer("subsync-pg-*")
+	if srv != nil {
+		t.Cleanup(func() { srv.cleanup(t) })
+	}
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	srv.launch(t)
+	return &Postgres{srv: srv}
+}
+
+// newPostgresServer initialises a cluster in a new directory named after
+// pattern and returns its server, not started yet. On an error after the
+// directory exists it returns the server too, for its cleanup.
+func newPostgresServer(pattern string) (*server, error) {
 	initdb, postgres, err := postgresBins()
 	if err != nil {
-		t.Fatalf("testenv: %v\ninstall the Debian package postgresql (apt-get install -y postgresql)", err)
+		return nil, fmt.Errorf("%w\ninstall the Debian package %s (apt-get install -y %s)",
+			err, PostgresPackage, PostgresPackage)
 	}
 	cred, err := serviceUser("postgres")
 	if err != nil {
-		t.Fatalf("testenv: run Postgres as a non-root user: %v", err)
+		return nil, fmt.Errorf("run Postgres as a non-root user: %w", err)
 	}
-	dir, err := makeServerDir("subsync-pg-*", cred)
+	dir, err := makeServerDir(pattern, cred)
 	if err != nil {
-		t.Fatalf("testenv: %v", err)
+		return nil, err
 	}
 	data := filepath.Join(dir, "data")
 	env := envWithout([]string{"PG", "LC_", "LANG="}, "LC_ALL=C")
@@ -56,7 +72,7 @@ func StartPostgres(t testing.TB) *Postgres {
 				"-c", "fsync=off",
 				"-c", "full_page_writes=off",
 				"-c", "shared_buffers=32MB",
-				"-c", "max_connections=100",
+				"-c", "max_connections=200",
 			}
 		},
 		ready: func(ports []int) error {
@@ -77,17 +93,14 @@ func StartPostgres(t testing.TB) *Postgres {
 		deathSig: syscall.SIGQUIT,
 		timeout:  time.Minute,
 	}
-	t.Cleanup(func() { srv.cleanup(t) })
-
 	cmd := exec.Command(initdb, "-D", data, "-U", "postgres", "--auth=trust",
 		"--no-locale", "-E", "UTF8", "--no-sync")
 	cmd.Dir, cmd.Env = dir, env // initdb needs a working directory it can read
 	cmd.SysProcAttr = sysProcAttr(cred, syscall.SIGKILL)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("testenv: initdb %s: %v\n%s", data, err, out)
+		return srv, fmt.Errorf("initdb %s: %w\n%s", data, err, out)
 	}
-	srv.launch(t)
-	return &Postgres{srv: srv}
+	return srv, nil
 }
 
 // URL returns the URL of the cluster's postgres database as superuser

@@ -4,17 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// PrometheusPackage is the Debian package that ships the prometheus server
-// (and promtool).
-const PrometheusPackage = "prometheus"
 
 // Prometheus is a throwaway Prometheus server owned by one test, listening on
 // 127.0.0.1 with its TSDB in a temporary directory. It is killed when the
@@ -28,14 +23,13 @@ type Prometheus struct {
 // Prometheus on a free port of 127.0.0.1 with its TSDB in that directory,
 // and waits until /-/ready answers 200. A config Prometheus refuses fails
 // the test with the end of its log. The binary is PROMETHEUS_BIN, else
-// prometheus in PATH, else /usr/bin/prometheus; when none exists the test
-// fails naming the Debian package to install.
+// prometheus in PATH or /usr/bin, else installed from the Debian package
+// (as root); otherwise the test fails naming the package.
 func StartPrometheus(t testing.TB, config string) *Prometheus {
 	t.Helper()
-	bin, err := prometheusBin()
+	bin, err := debianBin("PROMETHEUS_BIN", "prometheus", PrometheusPackage)
 	if err != nil {
-		t.Fatalf("testenv: %v\ninstall the Debian package %s (apt-get install -y %s)",
-			err, PrometheusPackage, PrometheusPackage)
+		t.Fatalf("testenv: %v", err)
 	}
 	dir, err := makeServerDir("subsync-prometheus-*", nil)
 	if err != nil {
@@ -100,22 +94,4 @@ func prometheusHostPort(port int) string {
 
 func prometheusURL(port int) string {
 	return "http://" + prometheusHostPort(port)
-}
-
-// prometheusBin finds the prometheus server binary.
-func prometheusBin() (string, error) {
-	if bin := os.Getenv("PROMETHEUS_BIN"); bin != "" {
-		if _, err := os.Stat(bin); err != nil {
-			return "", fmt.Errorf("PROMETHEUS_BIN: %w", err)
-		}
-		return bin, nil
-	}
-	if bin, err := exec.LookPath("prometheus"); err == nil {
-		return bin, nil
-	}
-	const debian = "/usr/bin/prometheus"
-	if _, err := os.Stat(debian); err == nil {
-		return debian, nil
-	}
-	return "", fmt.Errorf("prometheus not found in PROMETHEUS_BIN, PATH or %s", debian)
 }

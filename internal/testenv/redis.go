@@ -24,15 +24,28 @@ type Redis struct {
 // it answers PING.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("testenv: redis-server not found in PATH: %v\ninstall the Debian package redis-server (apt-get install -y redis-server)", err)
-	}
-	dir, err := makeServerDir("subsync-redis-*", nil)
+	srv, err := newRedisServer("subsync-redis-*")
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	srv := &server{
+	t.Cleanup(func() { srv.cleanup(t) })
+	srv.launch(t)
+	return &Redis{srv: srv}
+}
+
+// newRedisServer returns a redis-server with a new directory named after
+// pattern, not started yet.
+func newRedisServer(pattern string) (*server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found in PATH: %w\ninstall the Debian package %s (apt-get install -y %s)",
+			err, RedisPackage, RedisPackage)
+	}
+	dir, err := makeServerDir(pattern, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &server{
 		name:   "redis-server",
 		bin:    bin,
 		nports: 1,
@@ -56,10 +69,7 @@ func StartRedis(t testing.TB) *Redis {
 		killSig:  syscall.SIGKILL,
 		deathSig: syscall.SIGKILL,
 		timeout:  30 * time.Second,
-	}
-	t.Cleanup(func() { srv.cleanup(t) })
-	srv.launch(t)
-	return &Redis{srv: srv}
+	}, nil
 }
 
 // URL returns redis://127.0.0.1:<port>/0, the same across Stop and Start.

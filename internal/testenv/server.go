@@ -38,10 +38,18 @@ type server struct {
 	proc  *proc
 }
 
-// launch picks free ports and starts the server, trying new ports when the
-// server exits early (a port taken between FreePort and bind).
+// launch picks free ports and starts the server, failing the test when it
+// cannot.
 func (s *server) launch(t testing.TB) {
 	t.Helper()
+	if err := s.launchErr(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// launchErr picks free ports and starts the server, trying new ports when
+// the server exits early (a port taken between freePort and bind).
+func (s *server) launchErr() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var err error
@@ -50,7 +58,7 @@ func (s *server) launch(t testing.TB) {
 		for range s.nports {
 			port, perr := freePort()
 			if perr != nil {
-				t.Fatalf("testenv: %s: %v", s.name, perr)
+				return fmt.Errorf("%s: %w", s.name, perr)
 			}
 			s.ports = append(s.ports, port)
 		}
@@ -58,9 +66,7 @@ func (s *server) launch(t testing.TB) {
 			break
 		}
 	}
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
+	return err
 }
 
 // start starts the server again on its ports; it does nothing when the

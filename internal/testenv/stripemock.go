@@ -1,28 +1,21 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// StripeMockInstall is the command that installs the stripe-mock version the
-// tests are written against (it speaks Stripe API version 2023-10-16).
-const StripeMockInstall = "go install github.com/stripe/stripe-mock@v0.183.0"
-
 // StartStripeMock runs stripe-mock with -strict-version-check on free ports of
 // 127.0.0.1 (HTTP and HTTPS), waits until it answers and returns its HTTP
 // base URL, http://127.0.0.1:<port>. It is killed when the test ends. The
-// binary is STRIPE_MOCK_BIN, else stripe-mock in PATH, else in
-// $(go env GOPATH)/bin.
+// binary is STRIPE_MOCK_BIN, else StripeMockVersion installed with go
+// install (see toolBin) the first time.
 func StartStripeMock(t testing.TB) string {
 	t.Helper()
 	bin, err := stripeMockBin()
@@ -73,7 +66,7 @@ func stripeMockURL(port int) string {
 	return "http://127.0.0.1:" + strconv.Itoa(port)
 }
 
-// stripeMockBin finds the stripe-mock binary.
+// stripeMockBin finds the stripe-mock binary of StripeMockVersion.
 func stripeMockBin() (string, error) {
 	if bin := os.Getenv("STRIPE_MOCK_BIN"); bin != "" {
 		if _, err := os.Stat(bin); err != nil {
@@ -81,19 +74,5 @@ func stripeMockBin() (string, error) {
 		}
 		return bin, nil
 	}
-	if bin, err := exec.LookPath("stripe-mock"); err == nil {
-		return bin, nil
-	}
-	out, err := exec.Command("go", "env", "GOPATH").Output()
-	if err != nil {
-		return "", fmt.Errorf("stripe-mock is not in PATH, and go env GOPATH failed: %w", err)
-	}
-	for _, gopath := range filepath.SplitList(string(bytes.TrimSpace(out))) {
-		bin := filepath.Join(gopath, "bin", "stripe-mock")
-		if _, err := os.Stat(bin); err == nil {
-			return bin, nil
-		}
-	}
-	return "", fmt.Errorf("stripe-mock not found in STRIPE_MOCK_BIN, PATH or %s",
-		strings.TrimSpace(string(out))+"/bin")
+	return toolBin(StripeMockModule, StripeMockVersion)
 }

@@ -1,10 +1,17 @@
-// Package testenv gives tests the real services they run against: a fresh
-// Postgres database on the shared test server, the shared Redis, throwaway
-// Postgres and Redis servers a test can stop and start, and stripe-mock.
+// Package testenv is the test kit: it gives tests the real services they
+// run against and the few helpers every package's tests share.
 //
-// The shared servers come from TEST_DATABASE_URL and TEST_REDIS_URL (set by
-// `make test`, which starts them when none answers) or from the defaults on
-// 127.0.0.1. A missing service fails the test loudly; nothing is skipped.
+//   - Services: a fresh database, empty (DatabaseURL) or migrated
+//     (MigratedURL; internal/dbtest opens one through db), on the shared
+//     Postgres; the shared Redis
+//     (RedisURL); throwaway Postgres, Redis and Prometheus servers a test
+//     can stop and start; stripe-mock; promtool. Shared servers are found
+//     or started in Go (see AdminDatabaseURL, SharedRedisURL); tools are
+//     installed with go install or, as root, from their Debian package,
+//     at the versions of versions.go.
+//   - Helpers: WaitFor and WaitWithin, Buffer (a locked buffer).
+//
+// A missing service fails the test loudly; nothing is skipped.
 package testenv
 
 import (
@@ -24,37 +31,37 @@ import (
 	"github.com/lib/pq"
 )
 
-// DefaultDatabaseURL is the shared test server used when TEST_DATABASE_URL is
-// not set.
-const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// DefaultRedisURL is the shared Redis used when TEST_REDIS_URL is not set.
-const DefaultRedisURL = "redis://127.0.0.1:6379/0"
-
-// DatabaseURL creates a fresh, uniquely named database (subsync_t_<random>)
-// on the server of TEST_DATABASE_URL (default DefaultDatabaseURL), returns its
-// URL and drops it WITH (FORCE) when the test ends. If the server does not
-// answer, the test fails with a message saying how to get one.
+// DatabaseURL creates a fresh, empty, uniquely named database
+// (subsync_t_<random>) on the server of AdminDatabaseURL, returns its URL
+// and drops it WITH (FORCE) when the test ends. When no server answers and
+// none can be started, the test fails saying what to install.
 func DatabaseURL(t testing.TB) string {
 	t.Helper()
-	admin := cmp.Or(os.Getenv("TEST_DATABASE_URL"), DefaultDatabaseURL)
+	return newDatabase(t, "template0")
+}
+
+// newDatabase creates a database from template for the test and returns
+// its URL.
+func newDatabase(t testing.TB, template string) string {
+	t.Helper()
+	admin, err := AdminDatabaseURL()
+	if err != nil {
+		t.Fatalf("testenv: %v\nor set TEST_DATABASE_URL", err)
+	}
 	u, err := url.Parse(admin)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		t.Fatalf("testenv: TEST_DATABASE_URL must be a postgres:// URL, got %q", redactURL(admin))
 	}
-
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	db, err := openPostgres(ctx, admin)
 	if err != nil {
-		t.Fatalf("testenv: Postgres at %s does not answer: %v\n"+
-			"run the tests with `make test` (it starts Postgres when none answers) or set TEST_DATABASE_URL",
-			u.Redacted(), err)
+		t.Fatalf("testenv: Postgres at %s does not answer: %v", u.Redacted(), err)
 	}
 	defer db.Close()
 
 	name := "subsync_t_" + randomHex(6)
-	if err := createDatabase(ctx, db, name); err != nil {
+	if err := createDatabase(ctx, db, name, template); err != nil {
 		t.Fatalf("testenv: create database %s on %s: %v", name, u.Redacted(), err)
 	}
 	t.Cleanup(func() {
@@ -64,25 +71,25 @@ func DatabaseURL(t testing.TB) string {
 			t.Errorf("testenv: %v", err)
 		}
 	})
-
 	u.Path = "/" + name
 	return u.String()
 }
 
-// RedisURL returns TEST_REDIS_URL (default DefaultRedisURL) after checking
-// that the server answers PING; the test fails loudly when it does not.
-// The Redis is shared: tests must use keys of their own.
+// RedisURL returns the URL of the shared Redis (see SharedRedisURL) after
+// checking that it answers PING; the test fails loudly when it does not.
+// Tests sharing it must use keys of their own.
 func RedisURL(t testing.TB) string {
 	t.Helper()
-	raw := cmp.Or(os.Getenv("TEST_REDIS_URL"), DefaultRedisURL)
+	raw, err := SharedRedisURL()
+	if err != nil {
+		t.Fatalf("testenv: %v\nor set TEST_REDIS_URL", err)
+	}
 	addr, auth, err := redisAddr(raw)
 	if err != nil {
 		t.Fatalf("testenv: TEST_REDIS_URL: %v", err)
 	}
 	if err := redisPing(addr, auth, 3*time.Second); err != nil {
-		t.Fatalf("testenv: Redis at %s does not answer: %v\n"+
-			"run the tests with `make test` (it starts Redis when none answers) or set TEST_REDIS_URL",
-			redactURL(raw), err)
+		t.Fatalf("testenv: Redis at %s does not answer: %v", redactURL(raw), err)
 	}
 	return raw
 }
@@ -142,11 +149,11 @@ func openPostgres(ctx context.Context, dsn string) (*sql.DB, error) {
 	return db, nil
 }
 
-// createDatabase creates name from template0, retrying while the template is
+// createDatabase creates name from template, retrying while the template is
 // busy.
-func createDatabase(ctx context.Context, db *sql.DB, name string) error {
+func createDatabase(ctx context.Context, db *sql.DB, name, template string) error {
 	for {
-		_, err := db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)+" TEMPLATE template0")
+		_, err := db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)+" TEMPLATE "+pq.QuoteIdentifier(template))
 		var pqErr *pq.Error
 		if err == nil || !errors.As(err, &pqErr) || pqErr.Code != "55006" { // object_in_use
 			return err

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -226,10 +225,11 @@ func TestCompareVersionPaths(t *testing.T) {
 }
 
 func adminURL() string {
-	if u := strings.TrimSpace(os.Getenv("TEST_DATABASE_URL")); u != "" {
-		return u
+	u, err := AdminDatabaseURL()
+	if err != nil {
+		panic(err)
 	}
-	return DefaultDatabaseURL
+	return u
 }
 
 func openDB(t *testing.T, dsn string) *sql.DB {
