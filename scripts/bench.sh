@@ -6,9 +6,12 @@
 #
 #   scripts/bench.sh            every section
 #   scripts/bench.sh sweep      only the subscription sweep
+#   scripts/bench.sh webhooks   only webhook ingest and apply against pgbench
 #
 # Environment: BENCH_SWEEP_SIZES (default 1000,10000,100000),
-# BENCH_SWEEP_FLAGS (extra subsync-bench flags, e.g. "-skip-latency").
+# BENCH_SWEEP_FLAGS (extra subsync-bench flags, e.g. "-skip-latency"),
+# BENCH_WEBHOOKS_FLAGS (extra flags of subsync-bench webhooks, e.g.
+# "-cases default,hot -old-events 1000000"; default "-runs 2").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -34,10 +37,27 @@ bench_sweep() {
 	"$bin/subsync-bench" -subsyncd "$bin/subsyncd" -sizes "${BENCH_SWEEP_SIZES:-1000,10000,100000}" "${flags[@]}"
 }
 
+# Webhook ingest and apply: `subsyncd serve` taking signed webhooks until
+# every one is applied, against pgbench running the same per-event SQL on
+# the same server (cases default, hot, refetch; see cmd/subsync-bench).
+bench_webhooks() {
+	section "webhook ingest and apply against pgbench (cmd/subsync-bench webhooks)"
+	go build -o "$bin/subsyncd" ./cmd/subsyncd
+	go build -o "$bin/subsync-bench" ./cmd/subsync-bench
+	local flags=()
+	read -r -a flags <<<"${BENCH_WEBHOOKS_FLAGS:--runs 2}"
+	"$bin/subsync-bench" webhooks -subsyncd "$bin/subsyncd" "${flags[@]}"
+}
+
 case $only in
-all | sweep) bench_sweep ;;
+all)
+	bench_sweep
+	bench_webhooks
+	;;
+sweep) bench_sweep ;;
+webhooks) bench_webhooks ;;
 *)
-	echo "usage: $0 [sweep]" >&2
+	echo "usage: $0 [sweep|webhooks]" >&2
 	exit 2
 	;;
 esac
