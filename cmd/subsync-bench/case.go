@@ -25,8 +25,9 @@ type caseResult struct {
 	cpu       cpuUsage
 	walBytes  int64
 	waits     waits
-	refetches int64 // GET /v1/subscriptions/{id} the fake served
-	pg        *pgbenchResult
+	refetches int64          // GET /v1/subscriptions/{id} the fake served
+	pg        *pgbenchResult // the schema as migrated
+	pgPlain   *pgbenchResult // the same with the tables' triggers disabled
 }
 
 // runCase measures one case: the daemon, then pgbench, each on a fresh
@@ -106,20 +107,40 @@ func runCase(ctx context.Context, o webhookOptions, m *measurer, c benchCase, sc
 	}
 	db.Close()
 	d.drop()
+	if r.pg, err = pgbenchCase(ctx, o, m, c, script, false, stderr); err != nil {
+		return r, err
+	}
+	if o.withoutTriggers {
+		if r.pgPlain, err = pgbenchCase(ctx, o, m, c, script, true, stderr); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// pgbenchCase runs pgbench for case c on a fresh database, with the
+// triggers of the two tables it writes disabled when plain is set.
+func pgbenchCase(ctx context.Context, o webhookOptions, m *measurer, c benchCase, script string, plain bool, stderr io.Writer) (*pgbenchResult, error) {
 	pd, err := createDB(ctx, o.databaseURL, "subsync_pgbench_"+c.name, o.subsyncd)
 	if err != nil {
-		return r, err
+		return nil, err
 	}
 	defer pd.drop()
 	if err := fillOldEvents(ctx, pd, o.oldEvents, stderr); err != nil {
-		return r, err
+		return nil, err
+	}
+	if plain {
+		err := exec1(ctx, pd.url, `ALTER TABLE stripe_webhook_events DISABLE TRIGGER USER;
+			ALTER TABLE user_subscriptions DISABLE TRIGGER USER`)
+		if err != nil {
+			return nil, fmt.Errorf("disable triggers: %w", err)
+		}
 	}
 	pg, err := runPgbench(ctx, m, pd, script, c.events, c.clients, c.subscriptions)
 	if err != nil {
-		return r, err
+		return nil, err
 	}
-	r.pg = &pg
-	return r, nil
+	return &pg, nil
 }
 
 // refetchFake starts a Stripe fake holding n subscriptions on a mapped

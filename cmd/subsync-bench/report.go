@@ -65,16 +65,29 @@ func (r caseResult) print(w io.Writer) {
 	if r.mode == "refetch" {
 		fmt.Fprintf(w, "applied %.1f/s = %.1f%% of the %g/s rate limit\n", a.Rate(), 100*r.ceilingShare(), r.rateLimit)
 	}
-	if p := r.pg; p != nil {
-		fmt.Fprintf(w, "pgbench:  %d transactions (%d failed), %d clients: %.0f tps, latency average %s\n",
-			p.Transactions, p.Failed, r.clients, p.TPS, ms(p.Latency))
+	for _, p := range []*pgbenchResult{r.pg, r.pgPlain} {
+		if p == nil {
+			continue
+		}
+		what := "pgbench:"
+		if p == r.pgPlain {
+			what = "pgbench, the tables' triggers disabled:\n         "
+		}
+		fmt.Fprintf(w, "%s %d transactions (%d failed), %d clients: %.0f tps, latency average %s\n",
+			what, p.Transactions, p.Failed, r.clients, p.TPS, ms(p.Latency))
 		fmt.Fprintf(w, "          CPU per transaction: pgbench %.3f ms, Postgres %.3f ms (backends %.3f, background %.3f), "+
 			"total %.3f ms; WAL %.0f B/transaction (whole server)\n",
 			perEvent(p.CPU.Client, p.Transactions), perEvent(p.CPU.Postgres(), p.Transactions),
 			perEvent(p.CPU.Backends, p.Transactions), perEvent(p.CPU.Background, p.Transactions),
 			perEvent(p.CPU.Total(), p.Transactions), float64(p.WALBytes)/float64(p.Transactions))
 		fmt.Fprintf(w, "          Postgres: %s\n", p.Waits)
-		fmt.Fprintf(w, "ratio applied end to end / pgbench: %.2f×\n", r.ratio())
+	}
+	if r.pg != nil {
+		fmt.Fprintf(w, "ratio applied end to end / pgbench: %.2f×", r.ratio())
+		if r.pgPlain != nil {
+			fmt.Fprintf(w, " (%.2f× pgbench without triggers)", r.applied.Rate()/r.pgPlain.TPS)
+		}
+		fmt.Fprintln(w)
 	}
 }
 
@@ -86,11 +99,14 @@ func printTable(w io.Writer, results []caseResult) {
 	fmt.Fprintln(w, "\n# webhook ingest and apply against pgbench (CPU in ms per event or transaction; WAL in bytes)")
 	head := []string{"case", "run", "events", "clients", "subs", "mode", "ack/s", "applied/s", "pgbench tps",
 		"applied/pgbench", "ack p50", "ack p99", "drain", "cpu subsyncd", "cpu pg", "cpu total",
-		"pgbench cpu total", "WAL/event", "pgbench WAL/txn"}
+		"pgbench cpu total", "WAL/event", "pgbench WAL/txn", "pgbench no triggers tps"}
 	rows := [][]string{head}
 	for _, r := range results {
 		n := r.applied.Applied + r.applied.Ignored + r.applied.Dead
-		pgTPS, ratio, pgCPU, pgWAL := "-", "-", "-", "-"
+		pgTPS, ratio, pgCPU, pgWAL, plain := "-", "-", "-", "-", "-"
+		if p := r.pgPlain; p != nil {
+			plain = fmt.Sprintf("%.0f (%.2f×)", p.TPS, r.applied.Rate()/p.TPS)
+		}
 		if p := r.pg; p != nil {
 			pgTPS = fmt.Sprintf("%.0f", p.TPS)
 			ratio = fmt.Sprintf("%.2f×", r.ratio())
@@ -105,7 +121,7 @@ func printTable(w io.Writer, results []caseResult) {
 			ms(r.sent.Latency.P50), ms(r.sent.Latency.P99), ms(r.applied.Drain),
 			fmt.Sprintf("%.3f", perEvent(r.cpu.Client, n)), fmt.Sprintf("%.3f", perEvent(r.cpu.Postgres(), n)),
 			fmt.Sprintf("%.3f", perEvent(r.cpu.Total(), n)), pgCPU,
-			fmt.Sprintf("%.0f", float64(r.walBytes)/float64(max(n, 1))), pgWAL,
+			fmt.Sprintf("%.0f", float64(r.walBytes)/float64(max(n, 1))), pgWAL, plain,
 		})
 	}
 	widths := make([]int, len(head))

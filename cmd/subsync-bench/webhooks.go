@@ -36,8 +36,11 @@ type webhookOptions struct {
 	runs         int
 	oldEvents    int
 	verboseChild bool
-	def, hot     benchCase
-	refetch      benchCase
+	// withoutTriggers adds a pgbench run with the tables' triggers
+	// disabled (the inbox's NOTIFY), to show what they cost.
+	withoutTriggers bool
+	def, hot        benchCase
+	refetch         benchCase
 }
 
 func parseWebhookFlags(args []string, stderr io.Writer) (webhookOptions, error) {
@@ -55,6 +58,8 @@ func parseWebhookFlags(args []string, stderr io.Writer) (webhookOptions, error) 
 	fs.IntVar(&o.runs, "runs", 1, "how many times each case is run (the machine may be shared)")
 	fs.IntVar(&o.oldEvents, "old-events", 0, "pre-fill each database's inbox with this many old, applied events")
 	fs.BoolVar(&o.verboseChild, "v", false, "print the daemon's output after each run")
+	fs.BoolVar(&o.withoutTriggers, "pgbench-without-triggers", true,
+		"also run pgbench with the triggers of the two tables disabled (the inbox NOTIFY), for comparison")
 	fs.IntVar(&o.def.events, "n", 10000, "events of the default and hot cases")
 	fs.IntVar(&o.def.clients, "c", 16, "concurrent senders (and pgbench clients) of the default case")
 	fs.IntVar(&o.def.subscriptions, "subscriptions", 1000, "distinct subscriptions of the default case")
