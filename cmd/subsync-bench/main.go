@@ -1,14 +1,26 @@
-// Command subsync-bench measures the subscription sweep: it seeds a Stripe
-// fake (in this process) with N subscriptions, then runs the real
-// `subsyncd reconcile --job subscriptions` as a child process against it and
-// a fresh database, and prints wall time, Stripe requests and the child's
-// peak resident memory. A last run adds latency to every Stripe request to
-// show how close the sweep's page rate comes to the rate limiter's ceiling.
+// Command subsync-bench measures subsyncd from outside, running the real
+// binary as a child process.
+//
+// The sweep mode (the default, or `subsync-bench sweep`) seeds a Stripe
+// fake (in this process) with N subscriptions, then runs
+// `subsyncd reconcile --job subscriptions` against it and a fresh database,
+// and prints wall time, Stripe requests and the child's peak resident
+// memory. A last run adds latency to every Stripe request to show how close
+// the sweep's page rate comes to the rate limiter's ceiling.
 //
 //	subsync-bench -subsyncd bin/subsyncd -sizes 1000,10000,100000
 //
+// The webhooks mode runs `subsyncd serve`, sends it signed webhooks
+// (internal/loadgen) until every one is applied, then runs pgbench with the
+// same per-event SQL (pgbench_event.sql) on a second fresh database, and
+// prints the ratio of the two rates, the answer latency, the backlog drain,
+// CPU per event (the daemon and the Postgres processes, from /proc) and WAL
+// per event:
+//
+//	subsync-bench webhooks -subsyncd bin/subsyncd -cases default,hot,refetch
+//
 // The database server is TEST_DATABASE_URL (default the local test server);
-// each size gets a database of its own, dropped at the end.
+// every run gets databases of its own, dropped at the end.
 package main
 
 import (
@@ -51,7 +63,7 @@ type options struct {
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
-	fs := flag.NewFlagSet("subsync-bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("subsync-bench sweep", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := options{}
 	sizes := fs.String("sizes", "1000,10000,100000", "comma-separated numbers of subscriptions to sweep")
@@ -81,8 +93,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == measureCommand {
-		return measureChild(ctx, args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case measureCommand:
+			return measureChild(ctx, args[1:])
+		case webhooksCommand:
+			_, err := runWebhooks(ctx, args[1:], stdout, stderr)
+			return err
+		case "sweep":
+			args = args[1:]
+		}
 	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
