@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -50,38 +51,62 @@ func (d *DB) insertEvents(ctx context.Context, evs []reconcile.NewEvent) ([]stri
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	var (
-		ids, types, versions, sources, statuses, subs []string
-		created                                       []time.Time
-		livemode                                      []bool
-		payloads                                      []string
-	)
-	for _, ev := range evs {
-		ids = append(ids, ev.ID)
-		types = append(types, ev.Type)
-		versions = append(versions, ev.APIVersion)
-		created = append(created, ev.Created)
-		livemode = append(livemode, ev.Livemode)
-		sources = append(sources, ev.Source)
-		statuses = append(statuses, ev.Status)
-		subs = append(subs, ev.SubscriptionID)
-		payloads = append(payloads, string(ev.Payload))
+	doc, err := eventsDocument(evs)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d events: %w", len(evs), err)
 	}
 	var out []string
-	err := d.x.SelectContext(ctx, &out, `
+	err = d.x.SelectContext(ctx, &out, `
 		INSERT INTO stripe_webhook_events
 			(id, type, api_version, stripe_created_at, livemode, source, status, subscription_id, payload, processed_at)
-		SELECT id, type, NULLIF(v, ''), c, l, src, st, NULLIF(sub, ''), p::jsonb, CASE WHEN st = 'ignored' THEN now() END
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::text[])
-			AS u(id, type, v, c, l, src, st, sub, p)
+		SELECT e.id, e.type, NULLIF(e.api_version, ''), e.created, e.livemode, e.source, e.status,
+			NULLIF(e.subscription_id, ''), e.payload, CASE WHEN e.status = 'ignored' THEN now() END
+		FROM jsonb_to_recordset($1::jsonb) AS e(id text, type text, api_version text, created timestamptz,
+			livemode boolean, source text, status text, subscription_id text, payload jsonb)
 		ON CONFLICT (id) DO NOTHING
-		RETURNING id`,
-		pq.Array(ids), pq.Array(types), pq.Array(versions), pq.Array(created), pq.Array(livemode),
-		pq.Array(sources), pq.Array(statuses), pq.Array(subs), pq.Array(payloads))
+		RETURNING id`, doc)
 	if err := d.observe("insert_events", err); err != nil {
 		return nil, fmt.Errorf("insert %d events: %w", len(evs), err)
 	}
 	return out, nil
+}
+
+// eventsDocument renders events as one JSON array for insertEvents, each
+// payload spliced in as it came (it is already JSON): no per-event escaping
+// in Go, one parse in Postgres.
+func eventsDocument(evs []reconcile.NewEvent) (string, error) {
+	type head struct {
+		ID             string    `json:"id"`
+		Type           string    `json:"type"`
+		APIVersion     string    `json:"api_version"`
+		Created        time.Time `json:"created"`
+		Livemode       bool      `json:"livemode"`
+		Source         string    `json:"source"`
+		Status         string    `json:"status"`
+		SubscriptionID string    `json:"subscription_id"`
+	}
+	size := 2
+	for _, ev := range evs {
+		size += len(ev.Payload) + 256
+	}
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteByte('[')
+	for i, ev := range evs {
+		h, err := json.Marshal(head{ev.ID, ev.Type, ev.APIVersion, ev.Created, ev.Livemode, ev.Source, ev.Status, ev.SubscriptionID})
+		if err != nil {
+			return "", err
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(h[:len(h)-1])
+		b.WriteString(`,"payload":`)
+		b.Write(ev.Payload)
+		b.WriteByte('}')
+	}
+	b.WriteByte(']')
+	return b.String(), nil
 }
 
 // EventIDsStored returns which of ids are already in the inbox.

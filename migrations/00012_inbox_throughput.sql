@@ -13,14 +13,10 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS stripe_webhook_events_claim_idx
     WHERE status IN ('pending', 'failed');
 DROP INDEX CONCURRENTLY IF EXISTS stripe_webhook_events_due_idx;
 
--- Keep the payload out of the row: finishing an event rewrites its row,
--- and a small row makes that rewrite (and its WAL) small.
-ALTER TABLE stripe_webhook_events SET (toast_tuple_target = 128);
 
 -- +goose Down
 -- The trigger is not restored: a daemon of this version notifies by itself,
 -- and an older one also polls every 2 s.
-ALTER TABLE stripe_webhook_events RESET (toast_tuple_target);
 CREATE INDEX CONCURRENTLY IF NOT EXISTS stripe_webhook_events_due_idx
     ON stripe_webhook_events (next_attempt_at, stripe_created_at) WHERE status IN ('pending', 'failed');
 DROP INDEX CONCURRENTLY IF EXISTS stripe_webhook_events_claim_idx;

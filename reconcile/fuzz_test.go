@@ -48,6 +48,21 @@ func FuzzDecodeEvent(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := reconcile.DecodeEvent(body)
+		env, envErr := reconcile.ReadEnvelope(body)
+		// The light reader of the webhook and apply paths agrees with the
+		// full decoder on every event the full decoder accepts, spelt as
+		// Stripe spells keys (a struct field matches a key in any case, a
+		// map lookup does not).
+		var m any
+		lower := json.Unmarshal(body, &m) == nil && lowercaseKeys(m)
+		if err == nil && lower && (envErr != nil || env.ID != ev.ID || env.Type != string(ev.Type) ||
+			env.Created != ev.Created || env.SubscriptionID() != reconcile.SubscriptionIDOf(ev)) {
+			t.Fatalf("ReadEnvelope (%+v, %v) disagrees with DecodeEvent (%s %s, subscription %q)",
+				env, envErr, ev.ID, ev.Type, reconcile.SubscriptionIDOf(ev))
+		}
+		if envErr != nil && !errors.Is(envErr, reconcile.ErrNotAnEvent) {
+			t.Fatalf("ReadEnvelope error %v is not ErrNotAnEvent", envErr)
+		}
 		if err != nil {
 			if ev != nil {
 				t.Fatalf("DecodeEvent returned an event with error %v", err)

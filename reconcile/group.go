@@ -24,11 +24,11 @@ func groupBySubscription(evs []ClaimedEvent) []group {
 		subID := ev.SubscriptionID.String
 		var bad error
 		if subID == "" {
-			parsed, err := DecodeEvent(ev.Payload)
+			env, err := ReadEnvelope(ev.Payload)
 			if err != nil {
 				bad = err
 			} else {
-				subID = SubscriptionIDOf(parsed)
+				subID = env.SubscriptionID()
 			}
 		}
 		if subID == "" || bad != nil {
@@ -98,10 +98,10 @@ func (a *Applier) desiredRows(ctx context.Context, g group, known bool) ([]Subsc
 	}
 	rows := make([]Subscription, 0, len(g.evs))
 	for _, ev := range g.evs {
-		parsed, err := DecodeEvent(ev.Payload)
+		env, err := ReadEnvelope(ev.Payload)
 		var sub *stripe.Subscription
 		if err == nil {
-			sub, err = a.resolver.SubscriptionFromPayload(parsed)
+			sub, err = a.resolver.SubscriptionFromObject(env.Data.Object)
 		}
 		if err != nil {
 			return nil, permanent{fmt.Errorf("event %s: %w", ev.ID, err)}

@@ -23,7 +23,16 @@ func (r *Resolver) SubscriptionFromPayload(ev *stripe.Event) (*stripe.Subscripti
 	if ev == nil || ev.Data == nil || len(ev.Data.Raw) == 0 {
 		return nil, fmt.Errorf("%w: event without data.object", ErrUnreadable)
 	}
-	return stripeapi.DecodeSubscription(ev.Data.Raw, r.planned)
+	return r.SubscriptionFromObject(ev.Data.Raw)
+}
+
+// SubscriptionFromObject reads a subscription object of any API version,
+// as SubscriptionFromPayload does.
+func (r *Resolver) SubscriptionFromObject(raw []byte) (*stripe.Subscription, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%w: event without data.object", ErrUnreadable)
+	}
+	return stripeapi.DecodeSubscription(raw, r.planned)
 }
 
 // planned reports whether a price id maps to a plan.

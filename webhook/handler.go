@@ -139,19 +139,19 @@ func (h *Handler) handle(r *http.Request) (answer, []slog.Attr) {
 	if !utf8.Valid(body) || bytes.Contains(body, []byte(`\u0000`)) {
 		return badRequest("body is not valid UTF-8 JSON"), nil
 	}
-	ev, err := reconcile.DecodeEvent(body)
+	ev, err := reconcile.ReadEnvelope(body)
 	if err != nil {
 		return badRequest(err.Error()), nil
 	}
-	subID := reconcile.SubscriptionIDOf(ev)
-	attrs := []slog.Attr{slog.String("event_id", ev.ID), slog.String("type", string(ev.Type)), slog.String("subscription_id", subID)}
+	subID := ev.SubscriptionID()
+	attrs := []slog.Attr{slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("subscription_id", subID)}
 	status := reconcile.StatusPending
-	if !reconcile.Handled(string(ev.Type)) {
+	if !reconcile.Handled(ev.Type) {
 		status = reconcile.StatusIgnored
 	}
 	inserted, err := h.store.InsertEvent(r.Context(), reconcile.NewEvent{
 		ID:             ev.ID,
-		Type:           string(ev.Type),
+		Type:           ev.Type,
 		APIVersion:     clip(ev.APIVersion, 64),
 		Created:        time.Unix(ev.Created, 0).UTC(),
 		Livemode:       ev.Livemode,

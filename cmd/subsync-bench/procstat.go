@@ -49,6 +49,7 @@ type cpuUsage struct {
 	Client     time.Duration // subsyncd (or the pgbench client)
 	Backends   time.Duration // Postgres backends of the measured database
 	Background time.Duration // Postgres background processes (WAL writer, checkpointer, …), shared by the server
+	Self       time.Duration // this process: the load generator (and the in-process Stripe fake, the samplers)
 }
 
 // Postgres is the server's share: backends and background processes.
@@ -72,6 +73,7 @@ type cpuSampler struct {
 	mu         sync.Mutex
 	base, last map[int]uint64
 	kind       map[int]int // 0 client, 1 backend, 2 background
+	selfBase   uint64 // this process's ticks at the baseline
 	stopped    chan struct{}
 	stopOnce   sync.Once
 	done       chan struct{}
@@ -88,6 +90,7 @@ func startCPU(postmaster, client int, db string, skip ...int) *cpuSampler {
 		s.skip[p] = true
 	}
 	s.sample(true)
+	_, s.selfBase, _ = procStat(os.Getpid())
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(50 * time.Millisecond)
@@ -184,6 +187,9 @@ func (s *cpuSampler) stop() cpuUsage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var u cpuUsage
+	if _, self, err := procStat(os.Getpid()); err == nil {
+		u.Self = time.Duration(float64(self-min(self, s.selfBase)) / s.hz * float64(time.Second))
+	}
 	for pid, last := range s.last {
 		d := time.Duration(float64(last-min(last, s.base[pid])) / s.hz * float64(time.Second))
 		switch s.kind[pid] {

@@ -58,9 +58,10 @@ func (r caseResult) print(w io.Writer) {
 		a.Applied, a.Ignored, a.Dead, ms(a.EndToEnd), a.Rate(), ms(a.Drain), ms(a.StoredToApplied50), ms(a.StoredToApplied99))
 	n := a.Applied + a.Ignored + a.Dead
 	fmt.Fprintf(w, "          CPU per event: subsyncd %.3f ms, Postgres %.3f ms (backends %.3f, background %.3f), total %.3f ms; "+
-		"WAL %.0f B/event (whole server)\n",
+		"WAL %.0f B/event (whole server); the load generator %.3f ms\n",
 		perEvent(r.cpu.Client, n), perEvent(r.cpu.Postgres(), n), perEvent(r.cpu.Backends, n),
-		perEvent(r.cpu.Background, n), perEvent(r.cpu.Total(), n), float64(r.walBytes)/float64(max(n, 1)))
+		perEvent(r.cpu.Background, n), perEvent(r.cpu.Total(), n), float64(r.walBytes)/float64(max(n, 1)),
+		perEvent(r.cpu.Self, n))
 	fmt.Fprintf(w, "          Postgres: %s\n", r.waits)
 	if r.mode == "refetch" {
 		fmt.Fprintf(w, "applied %.1f/s = %.1f%% of the %g/s rate limit\n", a.Rate(), 100*r.ceilingShare(), r.rateLimit)

@@ -1,0 +1,67 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Envelope is what the inbox reads of a Stripe event: its identity and
+// data.object left as raw JSON. Reading it builds no map of the object, so
+// it costs a fraction of DecodeEvent on the webhook and apply paths.
+type Envelope struct {
+	ID         string `json:"id"`
+	Object     string `json:"object"`
+	Type       string `json:"type"`
+	APIVersion string `json:"api_version"`
+	Created    int64  `json:"created"`
+	Livemode   bool   `json:"livemode"`
+	Data       struct {
+		Object json.RawMessage `json:"object"`
+	} `json:"data"`
+}
+
+// ReadEnvelope reads body as a Stripe event, with DecodeEvent's checks: an
+// evt_ id, a type, a created time and a data.object that is a JSON object.
+func ReadEnvelope(body []byte) (Envelope, error) {
+	var ev Envelope
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return ev, fmt.Errorf("%w: %w", ErrNotAnEvent, err)
+	}
+	obj := ev.Data.Object
+	switch {
+	case !strings.HasPrefix(ev.ID, "evt_") || len(ev.ID) > 255:
+		return ev, fmt.Errorf("%w: id %q is not an evt_ id", ErrNotAnEvent, clip(ev.ID))
+	case ev.Type == "" || len(ev.Type) > 255:
+		return ev, fmt.Errorf("%w: type missing", ErrNotAnEvent)
+	case ev.Object != "" && ev.Object != "event":
+		return ev, fmt.Errorf("%w: object is %q", ErrNotAnEvent, clip(ev.Object))
+	case ev.Created <= 0:
+		return ev, fmt.Errorf("%w: created missing", ErrNotAnEvent)
+	case len(obj) == 0 || obj[0] != '{':
+		return ev, fmt.Errorf("%w: data.object missing", ErrNotAnEvent)
+	}
+	return ev, nil
+}
+
+// SubscriptionID is the subscription the event is about, as
+// SubscriptionIDOf reads it: the object itself for subscription events,
+// the invoice's subscription (in any API version) for invoice events, ""
+// when there is none.
+func (e Envelope) SubscriptionID() string {
+	if IsInvoiceEvent(e.Type) {
+		var obj map[string]any
+		if json.Unmarshal(e.Data.Object, &obj) != nil {
+			return ""
+		}
+		return subscriptionOfObject(e.Type, obj)
+	}
+	var head struct {
+		ID     string `json:"id"`
+		Object string `json:"object"`
+	}
+	if json.Unmarshal(e.Data.Object, &head) != nil || head.Object != "subscription" {
+		return ""
+	}
+	return clip(head.ID)
+}
