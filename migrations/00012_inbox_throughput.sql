@@ -8,11 +8,13 @@ DROP FUNCTION IF EXISTS subsync_notify_inbox();
 
 -- The claim's index: the same filter and the same order as the claim, so a
 -- claim reads the rows it takes and no others, however long the backlog.
-CREATE INDEX CONCURRENTLY IF NOT EXISTS stripe_webhook_events_claim_idx
+-- Built without blocking writes; a build cut short leaves an invalid index
+-- under the name, so a re-run drops whatever is there first.
+DROP INDEX CONCURRENTLY IF EXISTS stripe_webhook_events_claim_idx;
+CREATE INDEX CONCURRENTLY stripe_webhook_events_claim_idx
     ON stripe_webhook_events (next_attempt_at, stripe_created_at, id)
     WHERE status IN ('pending', 'failed');
 DROP INDEX CONCURRENTLY IF EXISTS stripe_webhook_events_due_idx;
-
 
 -- +goose Down
 -- The trigger is not restored: a daemon of this version notifies by itself,
