@@ -26,18 +26,19 @@ type SubscriptionGetter interface {
 
 // ApplierConfig configures an Applier; zero values take the defaults.
 type ApplierConfig struct {
-	Mode        string        // ModeRefetch (default) or ModePayload
-	Workers     int           // concurrent workers, each applying one batch at a time; default DefaultWorkers
-	BatchSize   int           // events claimed and applied in one transaction; default DefaultBatchSize
-	Fetches     int           // Stripe fetches one batch runs at once (refetch mode); default 32
-	MaxAttempts int           // attempts before an event is dead, default 12
-	MinBackoff  time.Duration // first retry delay, default 1s
-	MaxBackoff  time.Duration // cap of the retry delay, default 10m
-	Drain       time.Duration // how long a batch may take to finish once ctx ends (Drain and RunOnce's default), default 30s
-	Poll        time.Duration // fallback poll when no wake-up comes, default 2s
-	Logger      *slog.Logger
-	Metrics     *metrics.Metrics
-	Clock       func() time.Time
+	Mode         string        // ModeRefetch (default) or ModePayload
+	Workers      int           // concurrent workers, each applying one batch at a time; default DefaultWorkers
+	BatchSize    int           // events claimed and applied in one transaction; default DefaultBatchSize
+	Fetches      int           // Stripe fetches one batch runs at once (refetch mode); default 32
+	MaxAttempts  int           // attempts before an event is dead, default 12
+	MinBackoff   time.Duration // first retry delay, default 1s
+	MaxBackoff   time.Duration // cap of the retry delay, default 10m
+	Drain        time.Duration // how long a batch under way may still take once ctx ends (RunOnce's default), default 30s
+	BatchTimeout time.Duration // how long a batch may take in all; groups not fetched in 3/4 of it wait for the next, default 2m
+	Poll         time.Duration // fallback poll when no wake-up comes, default 2s
+	Logger       *slog.Logger
+	Metrics      *metrics.Metrics
+	Clock        func() time.Time
 }
 
 // Defaults of ApplierConfig.
@@ -71,6 +72,7 @@ func NewApplier(cfg ApplierConfig, store Inbox, sg SubscriptionGetter, r *Resolv
 	cfg.MinBackoff = cmp.Or(cfg.MinBackoff, time.Second)
 	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, 10*time.Minute)
 	cfg.Drain = cmp.Or(cfg.Drain, 30*time.Second)
+	cfg.BatchTimeout = cmp.Or(cfg.BatchTimeout, 2*time.Minute)
 	cfg.Poll = cmp.Or(cfg.Poll, 2*time.Second)
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now

@@ -10,20 +10,28 @@ import (
 )
 
 // RunOnce claims one batch and applies it; it returns how many events it
-// claimed. Once claimed, the batch is finished even if ctx ends meanwhile,
-// for up to drain (default ApplierConfig.Drain): a batch given up rolls
-// back and its events are due again at once.
+// claimed. A batch has BatchTimeout to finish; once ctx ends it has drain
+// more at most (default ApplierConfig.Drain), so that a claimed batch is
+// finished rather than thrown away at shutdown. A batch given up rolls back
+// and its events are due again at once, untried.
 func (a *Applier) RunOnce(ctx context.Context, drain time.Duration) (int, error) {
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(drain, a.cfg.Drain))
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.BatchTimeout)
 	defer cancel()
-	b, evs, err := a.store.ClaimBatch(pctx, a.cfg.BatchSize)
+	var drainTimer *time.Timer
+	stop := context.AfterFunc(ctx, func() { drainTimer = time.AfterFunc(cmp.Or(drain, a.cfg.Drain), cancel) })
+	defer func() {
+		if !stop() && drainTimer != nil {
+			drainTimer.Stop()
+		}
+	}()
+	b, evs, err := a.store.ClaimBatch(bctx, a.cfg.BatchSize)
 	if err != nil || b == nil {
 		return 0, err
 	}
-	return len(evs), a.apply(pctx, b, evs, false)
+	return len(evs), a.apply(bctx, b, evs, false)
 }
 
 // Drain processes due events until none is left, for the CLI and tests.
@@ -43,6 +51,12 @@ type outcome struct {
 	folded Folded
 	label  string // applied or stale, for a group written
 	err    error  // the group was not written
+	// deferred: the batch ran out of time before the group was computed;
+	// its events are left pending, untried, for the next batch.
+	deferred bool
+	// skipped are the events of a payload-mode group whose object could not
+	// be read: each is ignored on its own, the others are applied.
+	skipped map[string]error
 }
 
 // apply applies a claimed batch in its transaction: lock the batch's
@@ -71,6 +85,9 @@ func (a *Applier) apply(ctx context.Context, b Batch, evs []ClaimedEvent, alone 
 	var w BatchWrite
 	for i, g := range groups {
 		o := outs[i]
+		if o.deferred {
+			continue // left pending and untried: its rows are unlocked at commit
+		}
 		if o.err == nil && o.folded.Row != nil {
 			w.Rows = append(w.Rows, *o.folded.Row)
 		}
@@ -95,8 +112,16 @@ func (a *Applier) apply(ctx context.Context, b Batch, evs []ClaimedEvent, alone 
 	if a.cfg.Metrics != nil {
 		a.cfg.Metrics.EventApplyDuration.Observe(a.cfg.Clock().Sub(start).Seconds())
 	}
+	deferred := 0
 	for i, g := range groups {
+		if outs[i].deferred {
+			deferred += len(g.evs)
+			continue
+		}
 		a.report(g, outs[i])
+	}
+	if deferred > 0 {
+		a.log.Warn("batch ran out of time; events left for the next one", "events", deferred)
 	}
 	return nil
 }
@@ -105,6 +130,11 @@ func (a *Applier) apply(ctx context.Context, b Batch, evs []ClaimedEvent, alone 
 // groups that fetch from Stripe run concurrently, up to Fetches at once (the
 // Stripe client's limiter paces them).
 func (a *Applier) computeAll(ctx context.Context, groups []group, stored map[string]Subscription) []outcome {
+	// The fetches get three quarters of the batch's time; the groups they
+	// could not finish are left for the next batch, and the rest is written.
+	budget := time.Duration(float64(a.cfg.BatchTimeout) * 0.75)
+	fctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
 	outs := make([]outcome, len(groups))
 	sem := make(chan struct{}, a.cfg.Fetches)
 	var wg sync.WaitGroup
@@ -118,9 +148,18 @@ func (a *Applier) computeAll(ctx context.Context, groups []group, stored map[str
 			continue
 		}
 		wg.Go(func() {
-			sem <- struct{}{}
+			select {
+			case sem <- struct{}{}:
+			case <-fctx.Done():
+				outs[i] = outcome{deferred: true}
+				return
+			}
 			defer func() { <-sem }()
-			outs[i] = a.compute(ctx, g, cur)
+			o := a.compute(fctx, g, cur)
+			if o.err != nil && fctx.Err() != nil && ctx.Err() == nil {
+				o = outcome{deferred: true} // out of time, not failed
+			}
+			outs[i] = o
 		})
 	}
 	wg.Wait()
@@ -135,11 +174,11 @@ func (a *Applier) compute(ctx context.Context, g group, cur *Subscription) outco
 	if g.subID == "" {
 		return outcome{err: permanent{errors.New("event has no subscription")}}
 	}
-	rows, err := a.desiredRows(ctx, g, cur != nil && cur.UserID != nil)
+	rows, skipped, err := a.desiredRows(ctx, g, cur != nil && cur.UserID != nil)
 	if err != nil {
 		return outcome{err: err}
 	}
-	o := outcome{folded: Fold(cur, rows), label: "stale"}
+	o := outcome{folded: Fold(cur, rows), label: "stale", skipped: skipped}
 	for _, r := range o.folded.Results {
 		if !r.Stale {
 			o.label = "applied"
@@ -148,20 +187,30 @@ func (a *Applier) compute(ctx context.Context, g group, cur *Subscription) outco
 	return o
 }
 
+// errOf is how ev fared in its group: the group's error, or its own when
+// it was skipped.
+func (o outcome) errOf(ev ClaimedEvent) error {
+	if err := o.skipped[ev.ID]; err != nil {
+		return err
+	}
+	return o.err
+}
+
 // results are the inbox results of a group's events.
 func (a *Applier) results(g group, o outcome) []EventResult {
 	out := make([]EventResult, 0, len(g.evs))
 	var p permanent
 	for _, ev := range g.evs {
 		r := EventResult{ID: ev.ID, Status: StatusApplied, SubscriptionID: g.subID}
+		err := o.errOf(ev)
 		switch {
-		case o.err == nil:
-		case errors.As(o.err, &p):
-			r.Status, r.Error = StatusIgnored, o.err.Error()
+		case err == nil:
+		case errors.As(err, &p):
+			r.Status, r.Error = StatusIgnored, err.Error()
 		case ev.Attempts+1 >= a.cfg.MaxAttempts:
-			r.Status, r.Error = StatusDead, o.err.Error()
+			r.Status, r.Error = StatusDead, err.Error()
 		default:
-			r.Status, r.Error = StatusFailed, o.err.Error()
+			r.Status, r.Error = StatusFailed, err.Error()
 			r.RetryAt = a.cfg.Clock().Add(a.backoff(ev.Attempts + 1))
 		}
 		out = append(out, r)
@@ -221,20 +270,21 @@ func eventIDs(evs []ClaimedEvent) []string {
 func (a *Applier) report(g group, o outcome) {
 	var p permanent
 	for _, ev := range g.evs {
+		err := o.errOf(ev)
 		switch {
-		case o.err == nil:
+		case err == nil:
 			a.observe(ev, o.label)
 			a.log.Debug("event applied", "event_id", ev.ID, "type", ev.Type, "subscription_id", g.subID, "outcome", o.label)
-		case errors.As(o.err, &p):
-			a.log.Warn("event ignored", "event_id", ev.ID, "type", ev.Type, "subscription_id", g.subID, "reason", o.err.Error())
+		case errors.As(err, &p):
+			a.log.Warn("event ignored", "event_id", ev.ID, "type", ev.Type, "subscription_id", g.subID, "reason", err.Error())
 			a.observe(ev, "ignored")
 		case ev.Attempts+1 >= a.cfg.MaxAttempts:
 			a.log.Error("event dead after retries", "event_id", ev.ID, "type", ev.Type, "subscription_id", g.subID,
-				"attempts", ev.Attempts+1, "err", o.err.Error())
+				"attempts", ev.Attempts+1, "err", err.Error())
 			a.observe(ev, "dead")
 		default:
 			a.log.Warn("event apply failed, will retry", "event_id", ev.ID, "type", ev.Type, "subscription_id", g.subID,
-				"attempts", ev.Attempts+1, "err", o.err.Error())
+				"attempts", ev.Attempts+1, "err", err.Error())
 			if a.cfg.Metrics != nil {
 				a.cfg.Metrics.EventsApplied.WithLabelValues(ev.Type, "retry").Inc()
 			}

@@ -12,9 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/metrics"
 	"github.com/subsync/subsync/reconcile"
+	"github.com/subsync/subsync/stripeapi"
 )
 
 // payloadEvent is a customer.subscription.updated event carrying the whole
@@ -68,8 +70,8 @@ func eventStates(t *testing.T, d *db.DB) map[string]eventState {
 }
 
 // One batch (payload mode) holds good events of many subscriptions, several
-// events of one subscription, a second delivery of one event, a payload
-// that cannot be read, an invoice about a subscription Stripe does not know
+// events of one subscription (and, among them, one whose object cannot be
+// read), a second delivery of one event, a payload that cannot be read, an invoice about a subscription Stripe does not know
 // (a 404 on refetch) and an event whose row Postgres cannot store. Every
 // applicable event is applied, once; the unreadable and the unknown are
 // ignored with their reason; the one that cannot be stored fails alone and
@@ -87,6 +89,8 @@ func TestBatchAppliesEverythingApplicableOnce(t *testing.T) {
 		store(t, f.db, payloadEvent(fmt.Sprintf("evt_many_%d", i), "sub_many", status, price, t0.Add(time.Duration(i)*time.Minute), end))
 	}
 	store(t, f.db, payloadEvent("evt_good_3", "sub_b3", "active", price, t0, end)) // a second delivery
+	store(t, f.db, []byte(`{"id":"evt_many_poison","object":"event","type":"customer.subscription.updated","created":`+
+		fmt.Sprint(t0.Add(10*time.Minute).Unix())+`,"data":{"object":{"id":"sub_many","object":"subscription","items":"garbage"}}}`))
 	store(t, f.db, []byte(`{"id":"evt_poison","object":"event","type":"customer.subscription.updated","created":`+
 		fmt.Sprint(t0.Unix())+`,"data":{"object":{"id":"sub_poison","object":"subscription","items":"garbage"}}}`))
 	store(t, f.db, []byte(`{"id":"evt_unknown","object":"event","type":"invoice.paid","created":`+fmt.Sprint(t0.Unix())+
@@ -103,7 +107,7 @@ func TestBatchAppliesEverythingApplicableOnce(t *testing.T) {
 	for id, s := range st {
 		var want string
 		switch id {
-		case "evt_poison", "evt_unknown":
+		case "evt_poison", "evt_unknown", "evt_many_poison":
 			want = reconcile.StatusIgnored
 		case "evt_unstorable":
 			want = reconcile.StatusDead
@@ -117,8 +121,8 @@ func TestBatchAppliesEverythingApplicableOnce(t *testing.T) {
 			t.Errorf("%s applied after %d attempts, want 1", id, s.Attempts)
 		}
 	}
-	if len(st) != 30+4+3 {
-		t.Errorf("%d events stored, want %d (the second delivery stores nothing)", len(st), 30+4+3)
+	if len(st) != 30+4+4 {
+		t.Errorf("%d events stored, want %d (the second delivery stores nothing)", len(st), 30+4+4)
 	}
 	if s := st["evt_unstorable"]; s.Attempts != 3 || !strings.Contains(s.Error, "write refused") {
 		t.Errorf("the unstorable event was tried %d times (%s), want 3 (MaxAttempts), refused", s.Attempts, s.Error)
@@ -127,7 +131,7 @@ func TestBatchAppliesEverythingApplicableOnce(t *testing.T) {
 		t.Errorf("the unknown subscription's event was ignored for %q", s.Error)
 	}
 	if r := f.row(t, "sub_many"); r.Status != "canceled" {
-		t.Errorf("sub_many is %s, want canceled (its newest event)", r.Status)
+		t.Errorf("sub_many is %s, want canceled (its newest readable event; an unreadable one beside it is ignored alone)", r.Status)
 	}
 	for i := range 30 {
 		if r := f.row(t, fmt.Sprintf("sub_b%d", i)); r.Status != "active" || r.PlanID == nil || *r.PlanID != "maquina" {
@@ -267,5 +271,55 @@ func TestTwoAppliersShareOneInbox(t *testing.T) {
 	}
 	if total != events {
 		t.Fatalf("the appliers counted %g events applied, want %d", total, events)
+	}
+}
+
+// A batch that runs out of time writes the subscriptions it could fetch
+// and leaves the others' events pending and untried for the next batch,
+// rather than throwing the whole batch away: every event is applied once.
+func TestBatchOutOfTimeKeepsWhatItFetched(t *testing.T) {
+	t.Parallel()
+	f := newApplyFixture(t)
+	var ids []string
+	for i := range 6 {
+		sub := f.subscribe(t, f.customer(t, nil), f.prices["maquina_ANUAL"], map[string]string{"user_id": fmt.Sprint("u", i)})
+		f.enqueue(t, f.eventsOf(sub.ID)...)
+		ids = append(ids, sub.ID)
+	}
+	f.fake.SetFaults(stripefake.Faults{Latency: 150 * time.Millisecond})
+	client, err := stripeapi.New(stripeapi.Config{Key: f.fake.APIKey(), APIBase: f.fake.URL(), RateLimit: 1000, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := reconcile.NewApplier(reconcile.ApplierConfig{Mode: reconcile.ModeRefetch, Fetches: 1, BatchTimeout: 600 * time.Millisecond},
+		f.db, client, f.resolver)
+	first, err := a.RunOnce(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := eventStates(t, f.db)
+	var applied, untried int
+	for _, s := range st {
+		switch {
+		case s.Status == reconcile.StatusApplied && s.Attempts == 1:
+			applied++
+		case s.Status == reconcile.StatusPending && s.Attempts == 0:
+			untried++
+		case s.Status == reconcile.StatusIgnored: // not a handled type
+		default:
+			t.Fatalf("after one batch out of time, an event is %s after %d attempts", s.Status, s.Attempts)
+		}
+	}
+	if applied == 0 || untried == 0 || first == 0 {
+		t.Fatalf("first batch claimed %d: %d applied, %d left untried; want some of each", first, applied, untried)
+	}
+	drain(t, a)
+	for id, s := range eventStates(t, f.db) {
+		if s.Status == reconcile.StatusPending || s.Status != reconcile.StatusIgnored && s.Attempts != 1 {
+			t.Fatalf("%s ended %s after %d attempts, want applied once", id, s.Status, s.Attempts)
+		}
+	}
+	for _, id := range ids {
+		f.assertMatchesStripe(t, id)
 	}
 }

@@ -80,42 +80,57 @@ func (a *Applier) refetches(g group) bool {
 // before; in payload mode one row per event, from its object, as of its
 // created time. known says the stored row has a user id, so no customer is
 // fetched to find one.
-func (a *Applier) desiredRows(ctx context.Context, g group, known bool) ([]Subscription, error) {
+func (a *Applier) desiredRows(ctx context.Context, g group, known bool) ([]Subscription, map[string]error, error) {
 	if a.refetches(g) {
 		at := a.cfg.Clock()
 		sub, err := a.stripe.GetSubscription(ctx, g.subID)
 		if isNotFound(err) {
-			return nil, permanent{fmt.Errorf("subscription %s not found in Stripe", g.subID)}
+			return nil, nil, permanent{fmt.Errorf("subscription %s not found in Stripe", g.subID)}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("fetch subscription %s: %w", g.subID, err)
+			return nil, nil, fmt.Errorf("fetch subscription %s: %w", g.subID, err)
 		}
 		row, err := a.resolver.Desired(ctx, sub, at, known)
 		if err != nil {
-			return nil, classifyDesired(err)
+			return nil, nil, classifyDesired(err)
 		}
-		return []Subscription{row}, nil
+		return []Subscription{row}, nil, nil
 	}
+	// Payload mode: an event whose object cannot be read is ignored on its
+	// own; the group's other events still apply.
 	rows := make([]Subscription, 0, len(g.evs))
+	var skipped map[string]error
+	skip := func(id string, err error) {
+		if skipped == nil {
+			skipped = map[string]error{}
+		}
+		skipped[id] = permanent{err}
+	}
 	for _, ev := range g.evs {
 		env, err := ReadEnvelope(ev.Payload)
 		var sub *stripe.Subscription
 		if err == nil {
 			sub, err = a.resolver.SubscriptionFromObject(env.Data.Object)
 		}
-		if err != nil {
-			return nil, permanent{fmt.Errorf("event %s: %w", ev.ID, err)}
-		}
-		if sub.ID != g.subID {
-			return nil, permanent{fmt.Errorf("event %s: %w: object is %s, event was stored for %s", ev.ID, ErrUnreadable, clip(sub.ID), g.subID)}
+		switch {
+		case err != nil:
+			skip(ev.ID, fmt.Errorf("event %s: %w", ev.ID, err))
+			continue
+		case sub.ID != g.subID:
+			skip(ev.ID, fmt.Errorf("event %s: %w: object is %s, event was stored for %s", ev.ID, ErrUnreadable, clip(sub.ID), g.subID))
+			continue
 		}
 		row, err := a.resolver.Desired(ctx, sub, ev.Created, known)
 		if err != nil {
-			return nil, classifyDesired(err)
+			if err = classifyDesired(err); errors.As(err, new(permanent)) {
+				skip(ev.ID, fmt.Errorf("event %s: %w", ev.ID, err))
+				continue
+			}
+			return nil, nil, err
 		}
 		rows = append(rows, row)
 	}
-	return rows, nil
+	return rows, skipped, nil
 }
 
 func classifyDesired(err error) error {
