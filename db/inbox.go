@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,9 @@ func (d *DB) insertEvents(ctx context.Context, evs []reconcile.NewEvent) ([]stri
 	if len(evs) == 0 {
 		return nil, nil
 	}
+	// In id order: two statements inserting overlapping ids in different
+	// orders (a webhook batch and a catch-up page, say) would deadlock.
+	evs = slices.SortedFunc(slices.Values(evs), func(a, b reconcile.NewEvent) int { return strings.Compare(a.ID, b.ID) })
 	doc, err := eventsDocument(evs)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d events: %w", len(evs), err)
@@ -59,9 +63,9 @@ func (d *DB) insertEvents(ctx context.Context, evs []reconcile.NewEvent) ([]stri
 	err = d.x.SelectContext(ctx, &out, `
 		INSERT INTO stripe_webhook_events
 			(id, type, api_version, stripe_created_at, livemode, source, status, subscription_id, payload, processed_at)
-		SELECT e.id, e.type, NULLIF(e.api_version, ''), e.created, e.livemode, e.source, e.status,
+		SELECT e.id, e.type, NULLIF(e.api_version, ''), to_timestamp(e.created), e.livemode, e.source, e.status,
 			NULLIF(e.subscription_id, ''), e.payload, CASE WHEN e.status = 'ignored' THEN now() END
-		FROM jsonb_to_recordset($1::jsonb) AS e(id text, type text, api_version text, created timestamptz,
+		FROM jsonb_to_recordset($1::jsonb) AS e(id text, type text, api_version text, created double precision,
 			livemode boolean, source text, status text, subscription_id text, payload jsonb)
 		ON CONFLICT (id) DO NOTHING
 		RETURNING id`, doc)
@@ -76,14 +80,14 @@ func (d *DB) insertEvents(ctx context.Context, evs []reconcile.NewEvent) ([]stri
 // in Go, one parse in Postgres.
 func eventsDocument(evs []reconcile.NewEvent) (string, error) {
 	type head struct {
-		ID             string    `json:"id"`
-		Type           string    `json:"type"`
-		APIVersion     string    `json:"api_version"`
-		Created        time.Time `json:"created"`
-		Livemode       bool      `json:"livemode"`
-		Source         string    `json:"source"`
-		Status         string    `json:"status"`
-		SubscriptionID string    `json:"subscription_id"`
+		ID             string  `json:"id"`
+		Type           string  `json:"type"`
+		APIVersion     string  `json:"api_version"`
+		Created        float64 `json:"created"` // Unix seconds: any year Postgres takes
+		Livemode       bool    `json:"livemode"`
+		Source         string  `json:"source"`
+		Status         string  `json:"status"`
+		SubscriptionID string  `json:"subscription_id"`
 	}
 	size := 2
 	for _, ev := range evs {
@@ -93,7 +97,8 @@ func eventsDocument(evs []reconcile.NewEvent) (string, error) {
 	b.Grow(size)
 	b.WriteByte('[')
 	for i, ev := range evs {
-		h, err := json.Marshal(head{ev.ID, ev.Type, ev.APIVersion, ev.Created, ev.Livemode, ev.Source, ev.Status, ev.SubscriptionID})
+		created := float64(ev.Created.UnixMicro()) / 1e6
+		h, err := json.Marshal(head{ev.ID, ev.Type, ev.APIVersion, created, ev.Livemode, ev.Source, ev.Status, ev.SubscriptionID})
 		if err != nil {
 			return "", err
 		}

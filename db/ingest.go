@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/subsync/subsync/reconcile"
 )
@@ -17,6 +18,9 @@ type IngestConfig struct {
 	// Flushers is how many statements may be in flight at once; default 2.
 	// While one waits for its commit, the next batch gathers.
 	Flushers int
+	// Timeout bounds one statement; its requests fail as unavailable past
+	// it. Default 10s.
+	Timeout time.Duration
 }
 
 // Ingester stores webhook events for concurrent requests in shared
@@ -53,6 +57,7 @@ var ErrIngesterClosed = fmt.Errorf("event ingester closed: %w", ErrUnavailable)
 func (d *DB) NewIngester(cfg IngestConfig) *Ingester {
 	cfg.MaxBatch = cmp.Or(cfg.MaxBatch, 64)
 	cfg.Flushers = cmp.Or(cfg.Flushers, 2)
+	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Second)
 	g := &Ingester{d: d, cfg: cfg, reqs: make(chan *ingestReq, cfg.MaxBatch*cfg.Flushers)}
 	for range cfg.Flushers {
 		g.wg.Go(g.flusher)
@@ -119,7 +124,10 @@ func (g *Ingester) flusher() {
 // statement fails: each event is then stored on its own, so only the bad
 // one is refused.
 func (g *Ingester) flush(batch []*ingestReq) {
-	ctx := context.Background()
+	// A database that does not answer gets the requests a 503 (Stripe
+	// retries) rather than holding them, and shutdown, forever.
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
+	defer cancel()
 	first := make(map[string]*ingestReq, len(batch)) // the request answered for each id
 	evs := make([]reconcile.NewEvent, 0, len(batch))
 	for _, r := range batch {
@@ -130,13 +138,16 @@ func (g *Ingester) flush(batch []*ingestReq) {
 	}
 	ids, err := g.d.insertEvents(ctx, evs)
 	if errors.Is(err, ErrInvalidData) && len(evs) > 1 {
+		alone := make(map[string]error, len(evs))
+		for _, ev := range evs {
+			var ok bool
+			ok, alone[ev.ID] = g.d.InsertEvent(ctx, ev)
+			first[ev.ID].done <- ingestResult{inserted: ok, err: alone[ev.ID]}
+		}
 		for _, r := range batch {
-			if first[r.ev.ID] != r {
-				r.done <- ingestResult{}
-				continue
+			if first[r.ev.ID] != r { // another copy: stored only if the first was
+				r.done <- ingestResult{err: alone[r.ev.ID]}
 			}
-			ok, err := g.d.InsertEvent(ctx, r.ev)
-			r.done <- ingestResult{inserted: ok, err: err}
 		}
 		return
 	}

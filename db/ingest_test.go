@@ -26,7 +26,8 @@ func ingestEvent(id, payload string) reconcile.NewEvent {
 // Many requests at once, several delivering the same event: every event is
 // stored once, exactly one delivery of each is told "inserted", and an
 // event Postgres refuses (a NUL in jsonb) fails alone, without its
-// neighbours in the same statement.
+// neighbours in the same statement, and so does every copy of it; an event
+// whatever its created time is stored.
 func TestIngesterSharesCommitsAndAnswersEachRequest(t *testing.T) {
 	t.Parallel()
 	d := openMigrated(t, testenv.DatabaseURL(t))
@@ -38,7 +39,7 @@ func TestIngesterSharesCommitsAndAnswersEachRequest(t *testing.T) {
 		inserted bool
 		err      error
 	}
-	answers := make(chan answer, events*copies+1)
+	answers := make(chan answer, (events+1)*copies+1)
 	var wg sync.WaitGroup
 	for i := range events {
 		for range copies {
@@ -49,9 +50,17 @@ func TestIngesterSharesCommitsAndAnswersEachRequest(t *testing.T) {
 			})
 		}
 	}
+	for range copies { // every copy of a refused event is refused, none called a duplicate
+		wg.Go(func() {
+			ok, err := g.InsertEvent(context.Background(), ingestEvent("evt_ingest_bad", `{"s":"a\u0000b"}`))
+			answers <- answer{"evt_ingest_bad", ok, err}
+		})
+	}
+	far := ingestEvent("evt_ingest_far", `{"n":2}`) // a created time Go's JSON cannot write as a date
+	far.Created = time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)
 	wg.Go(func() {
-		ok, err := g.InsertEvent(context.Background(), ingestEvent("evt_ingest_bad", `{"s":"a\u0000b"}`))
-		answers <- answer{"evt_ingest_bad", ok, err}
+		ok, err := g.InsertEvent(context.Background(), far)
+		answers <- answer{far.ID, ok, err}
 	})
 	wg.Wait()
 	close(answers)
@@ -64,6 +73,8 @@ func TestIngesterSharesCommitsAndAnswersEachRequest(t *testing.T) {
 			}
 		case a.err != nil:
 			t.Errorf("%s: %v", a.id, a.err)
+		case a.id == far.ID && !a.inserted:
+			t.Errorf("the event created in year 12000 was not stored")
 		case a.inserted:
 			inserted[a.id]++
 		}
@@ -77,8 +88,8 @@ func TestIngesterSharesCommitsAndAnswersEachRequest(t *testing.T) {
 	if err := d.X().Get(&stored, `SELECT count(*) FROM stripe_webhook_events WHERE id LIKE 'evt_ingest_%'`); err != nil {
 		t.Fatal(err)
 	}
-	if stored != events {
-		t.Fatalf("%d rows stored, want %d", stored, events)
+	if stored != events+1 {
+		t.Fatalf("%d rows stored, want %d", stored, events+1)
 	}
 }
 

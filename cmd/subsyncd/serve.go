@@ -48,7 +48,11 @@ func newApp(ctx context.Context, cfg config, n need, migrate bool, stderr io.Wri
 		cacheKey = cfg.CacheKeyTemplate
 	}
 	var err error
-	a.db, err = db.Open(ctx, db.Config{URL: cfg.DatabaseURL, CacheKeyTemplate: cacheKey, Metrics: a.metrics})
+	// Each applier holds a connection for its batch, Stripe fetches included:
+	// the pool leaves room for them and for the webhook inserts, the
+	// scheduled jobs, the cache worker and the health checks.
+	pool := max(20, cfg.ApplyWorkers+12)
+	a.db, err = db.Open(ctx, db.Config{URL: cfg.DatabaseURL, CacheKeyTemplate: cacheKey, Metrics: a.metrics, MaxOpenConns: pool})
 	if err != nil {
 		return nil, err
 	}
