@@ -33,7 +33,8 @@ func (d *DB) PruneHistory(ctx context.Context, retention time.Duration) (drift, 
 		DELETE FROM subscription_drift WHERE id IN (
 			SELECT s.id FROM subscription_drift s JOIN reconcile_runs r ON r.id = s.run_id
 			WHERE r.finished_at < now() - $1 * interval '1 millisecond' AND r.status <> 'running'
-			LIMIT $2)`, retention)
+			LIMIT $2
+			FOR UPDATE OF s SKIP LOCKED)`, retention)
 	if err != nil {
 		return drift, 0, err
 	}
@@ -42,7 +43,8 @@ func (d *DB) PruneHistory(ctx context.Context, retention time.Duration) (drift, 
 			SELECT id FROM reconcile_runs
 			WHERE finished_at < now() - $1 * interval '1 millisecond' AND status <> 'running'
 			ORDER BY finished_at
-			LIMIT $2)`, retention)
+			LIMIT $2
+			FOR UPDATE SKIP LOCKED)`, retention)
 	return drift, runs, err
 }
 
