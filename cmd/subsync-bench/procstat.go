@@ -73,7 +73,7 @@ type cpuSampler struct {
 	mu         sync.Mutex
 	base, last map[int]uint64
 	kind       map[int]int // 0 client, 1 backend, 2 background
-	selfBase   uint64 // this process's ticks at the baseline
+	selfBase   uint64      // this process's ticks at the baseline
 	stopped    chan struct{}
 	stopOnce   sync.Once
 	done       chan struct{}
