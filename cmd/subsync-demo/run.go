@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/subsync/subsync/internal/childproc"
 	"github.com/subsync/subsync/internal/stripefake"
 )
 
@@ -114,7 +115,7 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 			}
 		}
 		if err != nil && d.serve != nil {
-			fmt.Fprintf(os.Stderr, "\nlast lines of the subsyncd serve log (%s):\n%s\n", d.serve.logPath, tail(d.serve.logPath, 25))
+			fmt.Fprintf(os.Stderr, "\nlast lines of the subsyncd serve log (%s):\n%s\n", d.serve.LogPath, childproc.Tail(d.serve.LogPath, 25))
 		}
 	}()
 
@@ -253,17 +254,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails (crypto/rand since Go 1.24)
 	return hex.EncodeToString(b)
-}
-
-// tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -43,21 +42,6 @@ const (
 // the scheduler and the inbox workers shutdownTimeout each, then the
 // metrics listener 5s.
 const exitDeadline = 3*shutdownTimeout + 5*time.Second
-
-// buildSubsyncd builds the real binary into a temporary directory.
-func buildSubsyncd(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "subsyncd")
-	cmd := exec.Command(goBin, "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/subsyncd: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // sdProc is `subsyncd serve` running as a child process.
 type sdProc struct {
@@ -447,7 +431,7 @@ func (f *shutdownFixture) checkApplied(t *testing.T, bin string) time.Duration {
 // everything that was stored.
 func TestShutdownUnderLoad(t *testing.T) {
 	t.Parallel()
-	bin := buildSubsyncd(t)
+	bin := testenv.BuildSubsyncd(t)
 
 	t.Run("SIGTERM", func(t *testing.T) {
 		f := newShutdownFixture(t)

@@ -30,10 +30,10 @@ type Postgres struct {
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
 	srv, err := newPostgresServer("subsync-pg-*")
-	if srv != nil {
-		t.Cleanup(func() { srv.cleanup(t) })
-	}
 	if err != nil {
+		if srv != nil {
+			srv.cleanup(t)
+		}
 		t.Fatalf("testenv: %v", err)
 	}
 	srv.launch(t)
@@ -91,7 +91,6 @@ func newPostgresServer(pattern string) (*server, error) {
 		stopSig:  syscall.SIGINT,  // fast shutdown
 		killSig:  syscall.SIGQUIT, // immediate shutdown, as after a crash
 		deathSig: syscall.SIGQUIT,
-		timeout:  time.Minute,
 	}
 	cmd := exec.Command(initdb, "-D", data, "-U", "postgres", "--auth=trust",
 		"--no-locale", "-E", "UTF8", "--no-sync")
@@ -106,9 +105,7 @@ func newPostgresServer(pattern string) (*server, error) {
 // URL returns the URL of the cluster's postgres database as superuser
 // postgres, the same across Stop and Start.
 func (p *Postgres) URL() string {
-	p.srv.mu.Lock()
-	defer p.srv.mu.Unlock()
-	return postgresURL(p.srv.ports[0])
+	return postgresURL(p.srv.port(0))
 }
 
 // Stop shuts the server down (fast shutdown: sessions are disconnected, no

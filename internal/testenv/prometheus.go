@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/subsync/subsync/internal/childproc"
 )
 
 // Prometheus is a throwaway Prometheus server owned by one test, listening on
@@ -63,29 +64,22 @@ func StartPrometheus(t testing.TB, config string) *Prometheus {
 			}
 			return nil
 		},
-		dir:      dir,
-		logPath:  filepath.Join(dir, "prometheus.log"),
-		stopSig:  syscall.SIGTERM,
-		killSig:  syscall.SIGKILL,
-		deathSig: syscall.SIGKILL,
-		timeout:  time.Minute,
+		dir:     dir,
+		logPath: filepath.Join(dir, "prometheus.log"),
 	}
-	t.Cleanup(func() { srv.cleanup(t) })
 	srv.launch(t)
 	return &Prometheus{srv: srv}
 }
 
 // URL returns the server's base URL, http://127.0.0.1:<port>.
 func (p *Prometheus) URL() string {
-	p.srv.mu.Lock()
-	defer p.srv.mu.Unlock()
-	return prometheusURL(p.srv.ports[0])
+	return prometheusURL(p.srv.port(0))
 }
 
 // LogTail returns the last n lines of the server's output, for failure
 // messages.
 func (p *Prometheus) LogTail(n int) string {
-	return tail(p.srv.logPath, n)
+	return childproc.Tail(p.srv.logPath, n)
 }
 
 func prometheusHostPort(port int) string {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -28,7 +27,6 @@ func StartRedis(t testing.TB) *Redis {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	t.Cleanup(func() { srv.cleanup(t) })
 	srv.launch(t)
 	return &Redis{srv: srv}
 }
@@ -63,12 +61,9 @@ func newRedisServer(pattern string) (*server, error) {
 		ready: func(ports []int) error {
 			return redisPing(redisHostPort(ports[0]), nil, 2*time.Second)
 		},
-		dir:      dir,
-		logPath:  filepath.Join(dir, "redis.log"),
-		stopSig:  syscall.SIGTERM,
-		killSig:  syscall.SIGKILL,
-		deathSig: syscall.SIGKILL,
-		timeout:  30 * time.Second,
+		dir:     dir,
+		logPath: filepath.Join(dir, "redis.log"),
+		timeout: 30 * time.Second,
 	}, nil
 }
 
@@ -79,9 +74,7 @@ func (r *Redis) URL() string {
 
 // Addr returns the server's host:port.
 func (r *Redis) Addr() string {
-	r.srv.mu.Lock()
-	defer r.srv.mu.Unlock()
-	return redisHostPort(r.srv.ports[0])
+	return redisHostPort(r.srv.port(0))
 }
 
 // Stop shuts the server down and waits for it to exit; its data is lost.

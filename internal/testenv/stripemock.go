@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -50,14 +49,9 @@ func startStripeMock(t testing.TB, bin string, extra ...string) string {
 			}
 			return resp.Body.Close()
 		},
-		dir:      dir,
-		logPath:  filepath.Join(dir, "stripe-mock.log"),
-		stopSig:  syscall.SIGTERM,
-		killSig:  syscall.SIGKILL,
-		deathSig: syscall.SIGKILL,
-		timeout:  time.Minute,
+		dir:     dir,
+		logPath: filepath.Join(dir, "stripe-mock.log"),
 	}
-	t.Cleanup(func() { srv.cleanup(t) })
 	srv.launch(t)
 	return stripeMockURL(srv.ports[0])
 }
