@@ -58,7 +58,7 @@ func (d *demo) subsyncdEnv(extra ...string) []string {
 		"LOG_FORMAT=text",
 	)
 	for _, p := range d.prices {
-		env = append(env, p.envName()+"="+p.id)
+		env = append(env, p.envName()+"="+p.ID)
 	}
 	if d.cfg.redisURL != "" {
 		// A key prefix of its own: the Redis may be shared with tests.
