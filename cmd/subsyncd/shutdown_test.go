@@ -424,6 +424,20 @@ func (f *shutdownFixture) checkApplied(t *testing.T, bin string) time.Duration {
 	return took
 }
 
+// signalUnderLoad starts bin serve, sends sig to it in the middle of the
+// load named run and waits for it to exit; it returns the process, the
+// load's deliveries and when the signal went.
+func (f *shutdownFixture) signalUnderLoad(t *testing.T, bin, run string, sig os.Signal) (p *sdProc, ds []sdDelivery, signalAt time.Time) {
+	t.Helper()
+	p = startSdProc(t, bin, f.env)
+	ds = f.load(t, p, run, func() {
+		signalAt = time.Now()
+		p.cmd.Process.Signal(sig)
+	})
+	p.wait(t, exitDeadline)
+	return p, ds, signalAt
+}
+
 // TestShutdownUnderLoad builds the real binary, runs `subsyncd serve` as a
 // child process under a load of signed webhooks and stops it mid-load,
 // gracefully (SIGTERM) and not (SIGKILL). Either way no acknowledged
@@ -435,13 +449,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 
 	t.Run("SIGTERM", func(t *testing.T) {
 		f := newShutdownFixture(t)
-		p := startSdProc(t, bin, f.env)
-		var signalAt time.Time
-		ds := f.load(t, p, "term", func() {
-			signalAt = time.Now()
-			p.cmd.Process.Signal(syscall.SIGTERM)
-		})
-		p.wait(t, exitDeadline)
+		p, ds, signalAt := f.signalUnderLoad(t, bin, "term", syscall.SIGTERM)
 		if !p.state.Success() {
 			t.Fatalf("exit after SIGTERM: %v, want status 0\n%s", p.waitErr, p.stderr.String())
 		}
@@ -477,13 +485,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 
 	t.Run("SIGKILL", func(t *testing.T) {
 		f := newShutdownFixture(t)
-		p := startSdProc(t, bin, f.env)
-		var signalAt time.Time
-		ds := f.load(t, p, "kill", func() {
-			signalAt = time.Now()
-			p.cmd.Process.Kill()
-		})
-		p.wait(t, exitDeadline)
+		p, ds, signalAt := f.signalUnderLoad(t, bin, "kill", os.Kill)
 		fig, stored := f.checkLoad(t, ds, signalAt, p.exitAt)
 		// Events a worker had claimed when it died wait for their lease
 		// (ApplierConfig.Lease, 2m); nothing else is left behind.
