@@ -85,6 +85,16 @@ func (f *recFixture) seed(t testing.TB, n int, spread time.Duration, statuses ..
 	return ids
 }
 
+// slowSweep seeds n subscriptions spread over a day, makes Stripe answer
+// after latency and returns a reconciler sweeping with one worker: a run
+// that lasts.
+func (f *recFixture) slowSweep(t testing.TB, n int, latency time.Duration) *reconcile.Reconciler {
+	t.Helper()
+	f.seed(t, n, 24*time.Hour)
+	f.fake.SetFaults(stripefake.Faults{Latency: latency})
+	return f.reconciler(t, reconcile.Config{SweepWorkers: 1}, stripeapi.Config{})
+}
+
 // run runs job and fails the test when it fails.
 func (f *recFixture) run(t *testing.T, rec *reconcile.Reconciler, job string, dry bool) reconcile.Report {
 	t.Helper()
@@ -204,9 +214,7 @@ func TestRunFailsWhenStripeRetriesAreExhausted(t *testing.T) {
 
 func TestRunCancelledIsFailed(t *testing.T) {
 	f := newRecFixture(t)
-	f.seed(t, 300, 24*time.Hour)
-	f.fake.SetFaults(stripefake.Faults{Latency: 50 * time.Millisecond})
-	rec := f.reconciler(t, reconcile.Config{SweepWorkers: 1}, stripeapi.Config{})
+	rec := f.slowSweep(t, 300, 50*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { // cancel once the run is under way, as SIGTERM would
