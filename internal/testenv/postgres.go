@@ -18,9 +18,11 @@ const pgBinGlob = "/usr/lib/postgresql/*/bin"
 // Postgres is a throwaway Postgres cluster owned by one test: trust
 // authentication, superuser postgres, listening on 127.0.0.1 only, fsync off
 // for speed (a commit survives Kill, a process crash, though not a machine
-// crash). It is stopped and removed when the test ends.
+// crash). It is stopped and removed when the test ends. Stop is Postgres's
+// fast shutdown (sessions are disconnected, no data is lost); Start brings
+// the cluster back on the same port and data directory.
 type Postgres struct {
-	srv *server
+	control
 }
 
 // StartPostgres initialises a cluster in a fresh temporary directory, starts
@@ -29,15 +31,7 @@ type Postgres struct {
 // binaries are looked up in PATH, then in /usr/lib/postgresql/*/bin.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	srv, err := newPostgresServer("subsync-pg-*")
-	if err != nil {
-		if srv != nil {
-			srv.cleanup(t)
-		}
-		t.Fatalf("testenv: %v", err)
-	}
-	srv.launch(t)
-	return &Postgres{srv: srv}
+	return &Postgres{startControl(t, newPostgresServer, "subsync-pg-*")}
 }
 
 // newPostgresServer initialises a cluster in a new directory named after
@@ -108,26 +102,11 @@ func (p *Postgres) URL() string {
 	return postgresURL(p.srv.port(0))
 }
 
-// Stop shuts the server down (fast shutdown: sessions are disconnected, no
-// data is lost) and waits for it to exit. It does nothing if the server is
-// not running.
-func (p *Postgres) Stop(t testing.TB) {
-	t.Helper()
-	p.srv.stop(t, p.srv.stopSig)
-}
-
 // Kill stops the server the way a crash would (immediate shutdown: the next
 // start runs crash recovery) and waits for it to exit.
 func (p *Postgres) Kill(t testing.TB) {
 	t.Helper()
 	p.srv.stop(t, p.srv.killSig)
-}
-
-// Start starts the server again on the same port and data directory and waits
-// until it accepts connections. It does nothing if the server is running.
-func (p *Postgres) Start(t testing.TB) {
-	t.Helper()
-	p.srv.start(t)
 }
 
 // Restart stops the server (fast shutdown) and starts it again.

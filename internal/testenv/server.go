@@ -41,6 +41,40 @@ type server struct {
 	proc  *childproc.Proc
 }
 
+// control is what a test does to a server it owns: stop it and start it
+// again on the same ports.
+type control struct{ srv *server }
+
+// startControl makes a server with newServer in a directory named after
+// pattern and launches it for the test. A server newServer returns with an
+// error is cleaned up before the test fails.
+func startControl(t testing.TB, newServer func(pattern string) (*server, error), pattern string) control {
+	t.Helper()
+	srv, err := newServer(pattern)
+	if err != nil {
+		if srv != nil {
+			srv.cleanup(t)
+		}
+		t.Fatalf("testenv: %v", err)
+	}
+	srv.launch(t)
+	return control{srv}
+}
+
+// Stop shuts the server down gracefully and waits for it to exit. It does
+// nothing if the server is not running.
+func (c control) Stop(t testing.TB) {
+	t.Helper()
+	c.srv.stop(t, c.srv.stopSig)
+}
+
+// Start starts the server again on the same ports and waits until it is
+// ready. It does nothing if the server is running.
+func (c control) Start(t testing.TB) {
+	t.Helper()
+	c.srv.start(t)
+}
+
 // launch picks free ports and starts the server, failing the test when it
 // cannot, and has it cleaned up when the test ends.
 func (s *server) launch(t testing.TB) {
