@@ -80,7 +80,6 @@ func newPostgresServer(pattern string) (*server, error) {
 		},
 		env:      env,
 		dir:      dir,
-		logPath:  filepath.Join(dir, "postgres.log"),
 		cred:     cred,
 		stopSig:  syscall.SIGINT,  // fast shutdown
 		killSig:  syscall.SIGQUIT, // immediate shutdown, as after a crash

@@ -1,13 +1,10 @@
 package testenv
 
 import (
-	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/subsync/subsync/internal/childproc"
 )
@@ -41,7 +38,6 @@ func StartPrometheus(t testing.TB, config string) *Prometheus {
 		os.RemoveAll(dir)
 		t.Fatalf("testenv: write Prometheus config: %v", err)
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
 	srv := &server{
 		name:   "prometheus",
 		bin:    bin,
@@ -53,19 +49,8 @@ func StartPrometheus(t testing.TB, config string) *Prometheus {
 				"--web.listen-address=" + prometheusHostPort(ports[0]),
 			}
 		},
-		ready: func(ports []int) error {
-			resp, err := client.Get(prometheusURL(ports[0]) + "/-/ready")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("/-/ready answered %s", resp.Status)
-			}
-			return nil
-		},
-		dir:     dir,
-		logPath: filepath.Join(dir, "prometheus.log"),
+		ready: httpProbe(prometheusURL, "/-/ready", true),
+		dir:   dir,
 	}
 	srv.launch(t)
 	return &Prometheus{srv: srv}
@@ -79,7 +64,7 @@ func (p *Prometheus) URL() string {
 // LogTail returns the last n lines of the server's output, for failure
 // messages.
 func (p *Prometheus) LogTail(n int) string {
-	return childproc.Tail(p.srv.logPath, n)
+	return childproc.Tail(p.srv.logPath(), n)
 }
 
 func prometheusHostPort(port int) string {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,7 +57,6 @@ func newRedisServer(pattern string) (*server, error) {
 			return redisPing(redisHostPort(ports[0]), nil, 2*time.Second)
 		},
 		dir:     dir,
-		logPath: filepath.Join(dir, "redis.log"),
 		timeout: 30 * time.Second,
 	}, nil
 }

@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,7 +31,6 @@ type server struct {
 	nports   int                     // how many ports args needs
 	env      []string                // nil: the test's environment
 	dir      string                  // working directory, holds the log
-	logPath  string                  // server output
 	cred     *syscall.Credential     // nil: run as the test's user
 	stopSig  syscall.Signal          // graceful stop; 0: SIGTERM
 	killSig  syscall.Signal          // abrupt stop; 0: SIGKILL
@@ -39,6 +40,27 @@ type server struct {
 	mu    sync.Mutex
 	ports []int
 	proc  *childproc.Proc
+}
+
+// logPath is the file of the server's output, <dir>/<name>.log.
+func (s *server) logPath() string { return filepath.Join(s.dir, s.name+".log") }
+
+// httpProbe is a readiness probe that GETs path from the server's first
+// port (base URL baseURL(port)); with wantOK only a 200 counts, else any
+// answer does.
+func httpProbe(baseURL func(port int) string, path string, wantOK bool) func(ports []int) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	return func(ports []int) error {
+		resp, err := client.Get(baseURL(ports[0]) + path)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if wantOK && resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s answered %s", path, resp.Status)
+		}
+		return nil
+	}
 }
 
 // control is what a test does to a server it owns: stop it and start it
@@ -159,7 +181,7 @@ func (s *server) startLocked() error {
 	cmd.Dir = s.dir
 	cmd.Env = s.env
 	cmd.SysProcAttr = sysProcAttr(s.cred, s.deathSig)
-	p, err := childproc.Start(cmd, s.logPath)
+	p, err := childproc.Start(cmd, s.logPath())
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
@@ -169,7 +191,7 @@ func (s *server) startLocked() error {
 		err := s.ready(s.ports)
 		if p.Exited() {
 			return fmt.Errorf("%s on ports %v %w (%v); its log %s ends with:\n%s",
-				s.name, s.ports, errExitedEarly, p.Err(), s.logPath, childproc.Tail(s.logPath, 20))
+				s.name, s.ports, errExitedEarly, p.Err(), s.logPath(), childproc.Tail(s.logPath(), 20))
 		}
 		if err == nil {
 			return nil
@@ -177,7 +199,7 @@ func (s *server) startLocked() error {
 		if time.Now().After(deadline) {
 			_ = p.Stop(syscall.SIGKILL, 5*time.Second)
 			return fmt.Errorf("%s on ports %v not ready after %s: %w; its log %s ends with:\n%s",
-				s.name, s.ports, s.timeout, err, s.logPath, childproc.Tail(s.logPath, 20))
+				s.name, s.ports, s.timeout, err, s.logPath(), childproc.Tail(s.logPath(), 20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -190,7 +212,7 @@ func (s *server) cleanup(t testing.TB) {
 		t.Errorf("testenv: %v", err)
 	}
 	if t.Failed() {
-		t.Logf("testenv: %s log (last lines):\n%s", s.name, childproc.Tail(s.logPath, 30))
+		t.Logf("testenv: %s log (last lines):\n%s", s.name, childproc.Tail(s.logPath(), 30))
 	}
 	if err := os.RemoveAll(s.dir); err != nil {
 		t.Errorf("testenv: remove %s: %v", s.dir, err)
