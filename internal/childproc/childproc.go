@@ -18,26 +18,30 @@ import (
 type Proc struct {
 	// Cmd is the command as started.
 	Cmd *exec.Cmd
-	// LogPath is the file its output is appended to.
+	// LogPath is the file its output is appended to; "" for none.
 	LogPath string
 
-	done chan struct{}
-	err  error
+	done   chan struct{}
+	err    error
+	exitAt time.Time
 }
 
 // Start starts cmd with its stdout and stderr, where cmd leaves them nil,
-// appended to logPath. The caller sets cmd's Env, Dir and SysProcAttr.
+// appended to logPath (unless ""). The caller sets cmd's Env, Dir and
+// SysProcAttr.
 func Start(cmd *exec.Cmd, logPath string) (*Proc, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	defer logFile.Close() // the child keeps its own descriptor
-	if cmd.Stdout == nil {
-		cmd.Stdout = logFile
-	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = logFile
+	if logPath != "" {
+		logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("open log: %w", err)
+		}
+		defer logFile.Close() // the child keeps its own descriptor
+		if cmd.Stdout == nil {
+			cmd.Stdout = logFile
+		}
+		if cmd.Stderr == nil {
+			cmd.Stderr = logFile
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s %s: %w", filepath.Base(cmd.Path), strings.Join(cmd.Args[1:], " "), err)
@@ -45,6 +49,7 @@ func Start(cmd *exec.Cmd, logPath string) (*Proc, error) {
 	p := &Proc{Cmd: cmd, LogPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		p.exitAt = time.Now()
 		close(p.done)
 	}()
 	return p, nil
@@ -58,6 +63,13 @@ func (p *Proc) Done() <-chan struct{} { return p.done }
 func (p *Proc) Err() error {
 	<-p.done
 	return p.err
+}
+
+// ExitedAt is when the process was seen to exit; it is meaningful once
+// Done is closed.
+func (p *Proc) ExitedAt() time.Time {
+	<-p.done
+	return p.exitAt
 }
 
 // Exited reports whether the process has ended.
