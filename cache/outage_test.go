@@ -169,11 +169,7 @@ func TestCancelledWorkerLeavesRestToNewWorker(t *testing.T) {
 	if n, err := w2.Drain(context.Background()); err != nil || n != 15 {
 		t.Fatalf("new worker drained %d, %v; want 15", n, err)
 	}
-	for _, r := range rows(t, d) {
-		if r.Status != db.OutboxDone || r.Attempts != 1 {
-			t.Fatalf("row %+v: want done at its only attempt", r)
-		}
-	}
+	wantAllDone(t, d, 1)
 	deleted := 0
 	for _, u := range users {
 		deleted += killer.count(key(u)) + counter.count(key(u))
@@ -216,16 +212,8 @@ func TestDeadWorkerClaimComesBackAfterLease(t *testing.T) {
 	if since := time.Since(diedAt); since < lease {
 		t.Fatalf("rows reclaimed after %s, before the %s lease ended", since, lease)
 	}
-	for _, r := range rows(t, d) {
-		if r.Status != db.OutboxDone || r.Attempts != 2 {
-			t.Fatalf("row %+v: want done at attempt 2", r)
-		}
-	}
-	for _, k := range keys {
-		if exists(t, rdb, k) {
-			t.Fatalf("%s still in Redis", k)
-		}
-	}
+	wantAllDone(t, d, 2)
+	wantGone(t, rdb, keys)
 }
 
 // Two workers (as two replicas) drain one outbox at the same time: every
@@ -249,11 +237,7 @@ func TestTwoWorkersDeliverEachRowOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	for _, r := range rows(t, d) {
-		if r.Status != db.OutboxDone || r.Attempts != 1 {
-			t.Fatalf("row %+v: want done at its only attempt", r)
-		}
-	}
+	wantAllDone(t, d, 1)
 	for _, u := range users {
 		if c := counter.count(key(u)); c != 1 {
 			t.Fatalf("%s deleted %d times, want once", key(u), c)

@@ -100,6 +100,27 @@ func rows(t *testing.T, d *db.DB) []db.InvalidationRow {
 	return rs
 }
 
+// wantAllDone fails the test unless every outbox row is done, each at
+// attempt attempts.
+func wantAllDone(t *testing.T, d *db.DB, attempts int) {
+	t.Helper()
+	for _, r := range rows(t, d) {
+		if r.Status != db.OutboxDone || r.Attempts != attempts {
+			t.Fatalf("row %+v: want done at attempt %d", r, attempts)
+		}
+	}
+}
+
+// wantGone fails the test if any of keys is still in Redis.
+func wantGone(t *testing.T, rdb *redis.Client, keys []string) {
+	t.Helper()
+	for _, k := range keys {
+		if exists(t, rdb, k) {
+			t.Fatalf("%s still in Redis", k)
+		}
+	}
+}
+
 func exists(t *testing.T, rdb *redis.Client, k string) bool {
 	t.Helper()
 	n, err := rdb.Exists(context.Background(), k).Result()

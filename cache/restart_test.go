@@ -10,6 +10,7 @@ import (
 
 	"github.com/subsync/subsync/cache"
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/dbtest"
 	"github.com/subsync/subsync/internal/testenv"
 )
 
@@ -23,14 +24,7 @@ func TestDeliveryRecordedAfterDatabaseRestart(t *testing.T) {
 	ctx := context.Background()
 	pg := testenv.StartPostgres(t)
 	m := newMetrics()
-	d, err := db.Open(ctx, db.Config{URL: pg.URL(), CacheKeyTemplate: template, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := dbtest.OpenOn(t, pg, db.Config{CacheKeyTemplate: template, Metrics: m})
 	users, _ := linkUsers(t, d, 3)
 
 	// The pipeline runs against the real Redis; the hook then holds the
@@ -77,14 +71,6 @@ func TestDeliveryRecordedAfterDatabaseRestart(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("RunOnce did not return after the database came back")
 	}
-	for _, r := range rows(t, d) {
-		if r.Status != db.OutboxDone || r.Attempts != 1 {
-			t.Fatalf("row %+v after the restart: want done at its only attempt", r)
-		}
-	}
-	for _, k := range keys {
-		if exists(t, rdb, k) {
-			t.Fatalf("%s still in Redis", k)
-		}
-	}
+	wantAllDone(t, d, 1)
+	wantGone(t, rdb, keys)
 }

@@ -35,7 +35,7 @@ func TestChaos(t *testing.T) {
 		cfg.subscriptions, cfg.changes, cfg.faults, cfg.pace, cfg.seed, cfg.seed)
 	ctx := context.Background()
 
-	bin := buildDaemon(t)
+	bin := testenv.BuildSubsyncd(t)
 	pg := testenv.StartPostgres(t)
 	rd := testenv.StartRedis(t)
 	fake := stripefake.New(stripefake.Options{Seed: int64(cfg.seed)})

@@ -6,27 +6,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// buildDaemon builds the real subsyncd binary into a temporary directory.
-func buildDaemon(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "subsyncd")
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/subsync/subsync/cmd/subsyncd")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/subsyncd: %v\n%s", err, out)
-	}
-	return bin
-}
+	"github.com/subsync/subsync/internal/childproc"
+)
 
 // daemon is `subsyncd serve` running as a child process, on the same
 // addresses across restarts, its output appended to one log file.
@@ -36,11 +22,9 @@ type daemon struct {
 	listen  string
 	logPath string
 
-	cmd     *exec.Cmd
-	done    chan struct{}
-	waitErr error
-	starts  int
-	kills   int
+	proc   *childproc.Proc
+	starts int
+	kills  int
 }
 
 // start starts the daemon and waits until /healthz answers; the test fails
@@ -50,32 +34,23 @@ func (d *daemon) start(t *testing.T) {
 	if d.running() {
 		return
 	}
-	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	d.starts++
+	if err := appendLog(d.logPath, fmt.Sprintf("=== chaos: start #%d at %s\n", d.starts, time.Now().Format(time.RFC3339Nano))); err != nil {
 		t.Fatal(err)
 	}
-	d.starts++
-	fmt.Fprintf(logf, "=== chaos: start #%d at %s\n", d.starts, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(d.bin, "serve")
 	cmd.Env = d.env
-	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = daemonProcAttr()
-	err = cmd.Start()
-	logf.Close() // the child has its own descriptor
+	p, err := childproc.Start(cmd, d.logPath)
 	if err != nil {
 		t.Fatalf("start subsyncd: %v", err)
 	}
-	d.cmd, d.done, d.waitErr = cmd, make(chan struct{}), nil
-	done := d.done
-	go func() {
-		d.waitErr = cmd.Wait()
-		close(done)
-	}()
+	d.proc = p
 	deadline := time.Now().Add(time.Minute)
 	client := &http.Client{Timeout: time.Second}
 	for {
 		if !d.running() {
-			t.Fatalf("subsyncd exited at start: %v\n%s", d.waitErr, d.logTail(30))
+			t.Fatalf("subsyncd exited at start: %v\n%s", d.proc.Err(), d.logTail(30))
 		}
 		if resp, err := client.Get("http://" + d.listen + "/healthz"); err == nil {
 			resp.Body.Close()
@@ -90,17 +65,8 @@ func (d *daemon) start(t *testing.T) {
 	}
 }
 
-func (d *daemon) running() bool {
-	if d.done == nil {
-		return false
-	}
-	select {
-	case <-d.done:
-		return false
-	default:
-		return true
-	}
-}
+// running reports whether the daemon has been started and not exited.
+func (d *daemon) running() bool { return d.proc != nil && !d.proc.Exited() }
 
 // kill sends SIGKILL, as a crash or the OOM killer would, and waits for the
 // process to be gone.
@@ -109,10 +75,9 @@ func (d *daemon) kill(t *testing.T) {
 	if !d.running() {
 		return
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := d.proc.Stop(syscall.SIGKILL, time.Minute); err != nil {
 		t.Fatalf("SIGKILL subsyncd: %v", err)
 	}
-	<-d.done
 	d.kills++
 }
 
@@ -122,28 +87,23 @@ func (d *daemon) terminate() error {
 	if !d.running() {
 		return nil
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-		return d.waitErr
-	case <-time.After(time.Minute):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-		return errors.New("subsyncd did not exit within a minute of SIGTERM; killed")
+	if err := d.proc.Stop(syscall.SIGTERM, time.Minute); err != nil {
+		return err
 	}
+	return d.proc.Err()
 }
 
 // logTail returns the last n lines of the daemon's output.
-func (d *daemon) logTail(n int) string {
-	b, err := os.ReadFile(d.logPath)
+func (d *daemon) logTail(n int) string { return childproc.Tail(d.logPath, n) }
+
+// appendLog appends line to the log file at path.
+func appendLog(path, line string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
+		return err
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	_, err = f.WriteString(line)
+	return errors.Join(err, f.Close())
 }
 
 // logCount counts the daemon's log lines that contain s.

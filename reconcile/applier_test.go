@@ -35,8 +35,7 @@ func newApplyFixture(t *testing.T) *applyFixture {
 	t.Helper()
 	m := metrics.New(prometheus.NewRegistry(), false)
 	d := dbtest.Open(t, db.Config{Metrics: m})
-	fake := stripefake.New(stripefake.Options{Seed: 1})
-	t.Cleanup(fake.Close)
+	fake := newFake(t, 1)
 	f := &applyFixture{db: d, fake: fake, metrics: m, prices: map[string]string{}}
 	var entries []reconcile.PlanEntry
 	for _, p := range []struct {
@@ -61,27 +60,15 @@ func newApplyFixture(t *testing.T) *applyFixture {
 		t.Fatal(err)
 	}
 	f.unmapped = pr.ID
-	plans, err := reconcile.NewPlans(entries...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := stripeapi.New(stripeapi.Config{Key: fake.APIKey(), APIBase: fake.URL(), RateLimit: 1000, MaxRetries: -1, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.resolver = &reconcile.Resolver{Plans: plans, Customers: client}
+	f.resolver = &reconcile.Resolver{Plans: mustPlans(t, entries...), Customers: fakeClient(t, fake, stripeapi.Config{Metrics: m})}
 	return f
 }
 
 func (f *applyFixture) applier(t *testing.T, mode string) *reconcile.Applier {
 	t.Helper()
-	client, err := stripeapi.New(stripeapi.Config{Key: f.fake.APIKey(), APIBase: f.fake.URL(), RateLimit: 1000, MaxRetries: -1, Metrics: f.metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return reconcile.NewApplier(reconcile.ApplierConfig{
 		Mode: mode, Metrics: f.metrics, MaxAttempts: 3, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-	}, f.db, client, f.resolver)
+	}, f.db, fakeClient(t, f.fake, stripeapi.Config{Metrics: f.metrics}), f.resolver)
 }
 
 // enqueue stores events in the inbox as the webhook handler would.

@@ -29,19 +29,26 @@ func ReadEnvelope(body []byte) (Envelope, error) {
 		return ev, fmt.Errorf("%w: %w", ErrNotAnEvent, err)
 	}
 	obj := ev.Data.Object
+	return ev, checkEventHead(ev.ID, ev.Type, ev.Object, ev.Created, len(obj) > 0 && obj[0] == '{')
+}
+
+// checkEventHead checks what every event needs, whatever its API version:
+// an evt_ id, a type, object "event" (or none), a created time and a
+// data.object (hasObject).
+func checkEventHead(id, typ, object string, created int64, hasObject bool) error {
 	switch {
-	case !strings.HasPrefix(ev.ID, "evt_") || len(ev.ID) > 255:
-		return ev, fmt.Errorf("%w: id %q is not an evt_ id", ErrNotAnEvent, clip(ev.ID))
-	case ev.Type == "" || len(ev.Type) > 255:
-		return ev, fmt.Errorf("%w: type missing", ErrNotAnEvent)
-	case ev.Object != "" && ev.Object != "event":
-		return ev, fmt.Errorf("%w: object is %q", ErrNotAnEvent, clip(ev.Object))
-	case ev.Created <= 0:
-		return ev, fmt.Errorf("%w: created missing", ErrNotAnEvent)
-	case len(obj) == 0 || obj[0] != '{':
-		return ev, fmt.Errorf("%w: data.object missing", ErrNotAnEvent)
+	case !strings.HasPrefix(id, "evt_") || len(id) > 255:
+		return fmt.Errorf("%w: id %q is not an evt_ id", ErrNotAnEvent, clip(id))
+	case typ == "" || len(typ) > 255:
+		return fmt.Errorf("%w: type missing", ErrNotAnEvent)
+	case object != "" && object != "event":
+		return fmt.Errorf("%w: object is %q", ErrNotAnEvent, clip(object))
+	case created <= 0:
+		return fmt.Errorf("%w: created missing", ErrNotAnEvent)
+	case !hasObject:
+		return fmt.Errorf("%w: data.object missing", ErrNotAnEvent)
 	}
-	return ev, nil
+	return nil
 }
 
 // SubscriptionID is the subscription the event is about, as

@@ -49,17 +49,8 @@ func DecodeEvent(body []byte) (*stripe.Event, error) {
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotAnEvent, err)
 	}
-	switch {
-	case !strings.HasPrefix(ev.ID, "evt_") || len(ev.ID) > 255:
-		return nil, fmt.Errorf("%w: id %q is not an evt_ id", ErrNotAnEvent, clip(ev.ID))
-	case ev.Type == "" || len(ev.Type) > 255:
-		return nil, fmt.Errorf("%w: type missing", ErrNotAnEvent)
-	case ev.Object != "" && ev.Object != "event":
-		return nil, fmt.Errorf("%w: object is %q", ErrNotAnEvent, clip(ev.Object))
-	case ev.Created <= 0:
-		return nil, fmt.Errorf("%w: created missing", ErrNotAnEvent)
-	case ev.Data == nil || ev.Data.Object == nil:
-		return nil, fmt.Errorf("%w: data.object missing", ErrNotAnEvent)
+	if err := checkEventHead(ev.ID, string(ev.Type), ev.Object, ev.Created, ev.Data != nil && ev.Data.Object != nil); err != nil {
+		return nil, err
 	}
 	return &ev, nil
 }

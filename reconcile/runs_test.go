@@ -1,6 +1,7 @@
 package reconcile_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"sync"
@@ -36,8 +37,7 @@ func newRecFixture(t testing.TB) *recFixture {
 	t.Helper()
 	m := metrics.New(prometheus.NewRegistry(), false)
 	d := dbtest.Open(t, db.Config{Metrics: m, MaxOpenConns: 8})
-	fake := stripefake.New(stripefake.Options{Seed: 42})
-	t.Cleanup(fake.Close)
+	fake := newFake(t, 42)
 	f := &recFixture{db: d, x: d.X(), fake: fake, metrics: m}
 	for _, p := range []struct {
 		dst      *string
@@ -50,13 +50,10 @@ func newRecFixture(t testing.TB) *recFixture {
 		}
 		*p.dst = pr.ID
 	}
-	plans, err := reconcile.NewPlans(
+	plans := mustPlans(t,
 		reconcile.PlanEntry{Price: f.annual, Plan: "maquina", Period: reconcile.PeriodAnnual},
 		reconcile.PlanEntry{Price: f.monthly, Plan: "maquina", Period: reconcile.PeriodMonthly},
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.resolver = &reconcile.Resolver{Plans: plans, Customers: f.client(t, stripeapi.Config{})}
 	return f
 }
@@ -64,18 +61,9 @@ func newRecFixture(t testing.TB) *recFixture {
 // client is a Stripe client on the fake; cfg may set retries and limits.
 func (f *recFixture) client(t testing.TB, cfg stripeapi.Config) *stripeapi.Client {
 	t.Helper()
-	cfg.Key, cfg.APIBase, cfg.Metrics = f.fake.APIKey(), f.fake.URL(), f.metrics
-	if cfg.RateLimit == 0 {
-		cfg.RateLimit = 2000
-	}
-	if cfg.MaxRetries == 0 {
-		cfg.MaxRetries = -1
-	}
-	c, err := stripeapi.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	cfg.Metrics = f.metrics
+	cfg.RateLimit = cmp.Or(cfg.RateLimit, 2000)
+	return fakeClient(t, f.fake, cfg)
 }
 
 // reconciler builds a Reconciler on the fake with a client of its own.
@@ -95,6 +83,16 @@ func (f *recFixture) seed(t testing.TB, n int, spread time.Duration, statuses ..
 		t.Fatal(err)
 	}
 	return ids
+}
+
+// slowSweep seeds n subscriptions spread over a day, makes Stripe answer
+// after latency and returns a reconciler sweeping with one worker: a run
+// that lasts.
+func (f *recFixture) slowSweep(t testing.TB, n int, latency time.Duration) *reconcile.Reconciler {
+	t.Helper()
+	f.seed(t, n, 24*time.Hour)
+	f.fake.SetFaults(stripefake.Faults{Latency: latency})
+	return f.reconciler(t, reconcile.Config{SweepWorkers: 1}, stripeapi.Config{})
 }
 
 // run runs job and fails the test when it fails.
@@ -216,9 +214,7 @@ func TestRunFailsWhenStripeRetriesAreExhausted(t *testing.T) {
 
 func TestRunCancelledIsFailed(t *testing.T) {
 	f := newRecFixture(t)
-	f.seed(t, 300, 24*time.Hour)
-	f.fake.SetFaults(stripefake.Faults{Latency: 50 * time.Millisecond})
-	rec := f.reconciler(t, reconcile.Config{SweepWorkers: 1}, stripeapi.Config{})
+	rec := f.slowSweep(t, 300, 50*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { // cancel once the run is under way, as SIGTERM would

@@ -103,9 +103,7 @@ func TestSchedulerReplicasShareTheJob(t *testing.T) {
 
 func TestSchedulerStopCancelsLongRuns(t *testing.T) {
 	f := newRecFixture(t)
-	f.seed(t, 2000, 24*time.Hour)
-	f.fake.SetFaults(stripefake.Faults{Latency: 300 * time.Millisecond})
-	rec := f.reconciler(t, reconcile.Config{SweepWorkers: 1}, stripeapi.Config{})
+	rec := f.slowSweep(t, 2000, 300*time.Millisecond)
 	s := reconcile.NewScheduler(context.Background(), reconcile.ScheduleConfig{StopGrace: 5 * time.Second}, rec)
 	if err := s.Add(reconcile.JobSubscriptions, "@every 1s"); err != nil {
 		t.Fatal(err)

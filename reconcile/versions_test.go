@@ -157,8 +157,7 @@ func newCorpusEnv(t *testing.T, mode string, rows []wantRow, plans []reconcile.P
 	t.Helper()
 	m := metrics.New(prometheus.NewRegistry(), false)
 	d := dbtest.Open(t, db.Config{Metrics: m})
-	fake := stripefake.New(stripefake.Options{Seed: 3})
-	t.Cleanup(fake.Close)
+	fake := newFake(t, 3)
 	for _, r := range rows {
 		if _, err := fake.PutSubscription(stripefake.SubscriptionState{
 			ID: r.sub, Customer: r.customer, Price: r.price, Interval: r.interval, IntervalCount: r.count,
@@ -168,14 +167,8 @@ func newCorpusEnv(t *testing.T, mode string, rows []wantRow, plans []reconcile.P
 			t.Fatal(err)
 		}
 	}
-	pl, err := reconcile.NewPlans(plans...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := stripeapi.New(stripeapi.Config{Key: fake.APIKey(), APIBase: fake.URL(), RateLimit: 1000, MaxRetries: -1, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pl := mustPlans(t, plans...)
+	client := fakeClient(t, fake, stripeapi.Config{Metrics: m})
 	e := &corpusEnv{db: d, fake: fake, secret: "whsec_corpus_5c1d9e3a7b"}
 	e.applier = reconcile.NewApplier(reconcile.ApplierConfig{Mode: mode, Metrics: m, MaxAttempts: 2},
 		d, client, &reconcile.Resolver{Plans: pl, Customers: client})

@@ -24,59 +24,46 @@ var errEmptyID = errors.New("empty id")
 // objects, so nothing is expanded. A missing subscription yields an error
 // wrapping ErrNotFound.
 func (c *Client) GetSubscription(ctx context.Context, id string) (*stripe.Subscription, error) {
-	if id == "" {
-		return nil, fmt.Errorf("get subscription: %w", errEmptyID)
-	}
-	p := &stripe.SubscriptionParams{}
-	p.Context = ctx
-	s, err := c.api.Subscriptions.Get(id, p)
-	if err != nil {
-		return nil, c.fail(err, "get subscription %s", id)
-	}
-	return s, nil
+	return getByID(c, "subscription", id, func(id string) (*stripe.Subscription, error) {
+		return c.api.Subscriptions.Get(id, &stripe.SubscriptionParams{Params: stripe.Params{Context: ctx}})
+	})
 }
 
 // GetCustomer fetches a customer. A deleted customer is returned with
 // Deleted set, not as an error.
 func (c *Client) GetCustomer(ctx context.Context, id string) (*stripe.Customer, error) {
-	if id == "" {
-		return nil, fmt.Errorf("get customer: %w", errEmptyID)
-	}
-	p := &stripe.CustomerParams{}
-	p.Context = ctx
-	cu, err := c.api.Customers.Get(id, p)
-	if err != nil {
-		return nil, c.fail(err, "get customer %s", id)
-	}
-	return cu, nil
+	return getByID(c, "customer", id, func(id string) (*stripe.Customer, error) {
+		return c.api.Customers.Get(id, &stripe.CustomerParams{Params: stripe.Params{Context: ctx}})
+	})
 }
 
 // GetPrice fetches a price (its Recurring field gives interval and count).
 func (c *Client) GetPrice(ctx context.Context, id string) (*stripe.Price, error) {
-	if id == "" {
-		return nil, fmt.Errorf("get price: %w", errEmptyID)
-	}
-	p := &stripe.PriceParams{}
-	p.Context = ctx
-	pr, err := c.api.Prices.Get(id, p)
-	if err != nil {
-		return nil, c.fail(err, "get price %s", id)
-	}
-	return pr, nil
+	return getByID(c, "price", id, func(id string) (*stripe.Price, error) {
+		return c.api.Prices.Get(id, &stripe.PriceParams{Params: stripe.Params{Context: ctx}})
+	})
 }
 
 // GetInvoice fetches an invoice; its Subscription is unexpanded (ID only).
 func (c *Client) GetInvoice(ctx context.Context, id string) (*stripe.Invoice, error) {
+	return getByID(c, "invoice", id, func(id string) (*stripe.Invoice, error) {
+		return c.api.Invoices.Get(id, &stripe.InvoiceParams{Params: stripe.Params{Context: ctx}})
+	})
+}
+
+// getByID fetches the object of kind what with id through fetch; an empty
+// id is refused before any request, since Stripe would answer it with a
+// list.
+func getByID[T any](c *Client, what, id string, fetch func(id string) (T, error)) (T, error) {
+	var zero T
 	if id == "" {
-		return nil, fmt.Errorf("get invoice: %w", errEmptyID)
+		return zero, fmt.Errorf("get %s: %w", what, errEmptyID)
 	}
-	p := &stripe.InvoiceParams{}
-	p.Context = ctx
-	in, err := c.api.Invoices.Get(id, p)
+	v, err := fetch(id)
 	if err != nil {
-		return nil, c.fail(err, "get invoice %s", id)
+		return zero, c.fail(err, "get %s %s", what, id)
 	}
-	return in, nil
+	return v, nil
 }
 
 // SubscriptionPageQuery selects one page of subscriptions.
@@ -98,16 +85,13 @@ type SubscriptionPageQuery struct {
 	Planned func(priceID string) bool
 }
 
-// ListSubscriptionsPage returns one page of subscriptions, newest first, and
-// whether more follow. Continue with StartingAfter set to the ID of the
-// page's last element.
-func (c *Client) ListSubscriptionsPage(ctx context.Context, q SubscriptionPageQuery) ([]*stripe.Subscription, bool, error) {
+// params are the list request's parameters for q.
+func (q SubscriptionPageQuery) params(ctx context.Context) (*stripe.SubscriptionListParams, error) {
 	if q.Limit < 0 || q.Limit > maxPageSize {
-		return nil, false, fmt.Errorf("list subscriptions: limit %d out of range 1..%d", q.Limit, maxPageSize)
+		return nil, fmt.Errorf("list subscriptions: limit %d out of range 1..%d", q.Limit, maxPageSize)
 	}
 	p := &stripe.SubscriptionListParams{}
 	p.Context = ctx
-	p.Single = true
 	p.Limit = stripe.Int64(int64(cmp.Or(q.Limit, maxPageSize)))
 	p.Status = stripe.String(cmp.Or(q.Status, "all"))
 	if q.StartingAfter != "" {
@@ -116,6 +100,18 @@ func (c *Client) ListSubscriptionsPage(ctx context.Context, q SubscriptionPageQu
 	if r := createdRange(q.CreatedGTE, q.CreatedLT); r != nil {
 		p.CreatedRange = r
 	}
+	return p, nil
+}
+
+// ListSubscriptionsPage returns one page of subscriptions, newest first, and
+// whether more follow. Continue with StartingAfter set to the ID of the
+// page's last element.
+func (c *Client) ListSubscriptionsPage(ctx context.Context, q SubscriptionPageQuery) ([]*stripe.Subscription, bool, error) {
+	p, err := q.params(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	p.Single = true
 	it := c.api.Subscriptions.List(p)
 	var page []*stripe.Subscription
 	for it.Next() {

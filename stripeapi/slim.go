@@ -1,9 +1,7 @@
 package stripeapi
 
 import (
-	"cmp"
 	"context"
-	"fmt"
 	"net/http"
 
 	"github.com/stripe/stripe-go/v76"
@@ -32,18 +30,9 @@ type slimSubscriptionList struct {
 // DecodeSubscription). Every other field of the returned subscriptions is
 // zero.
 func (c *Client) ListSubscriptionsPageSlim(ctx context.Context, q SubscriptionPageQuery) ([]*stripe.Subscription, bool, error) {
-	if q.Limit < 0 || q.Limit > maxPageSize {
-		return nil, false, fmt.Errorf("list subscriptions: limit %d out of range 1..%d", q.Limit, maxPageSize)
-	}
-	p := &stripe.SubscriptionListParams{}
-	p.Context = ctx
-	p.Limit = stripe.Int64(int64(cmp.Or(q.Limit, maxPageSize)))
-	p.Status = stripe.String(cmp.Or(q.Status, "all"))
-	if q.StartingAfter != "" {
-		p.StartingAfter = stripe.String(q.StartingAfter)
-	}
-	if r := createdRange(q.CreatedGTE, q.CreatedLT); r != nil {
-		p.CreatedRange = r
+	p, err := q.params(ctx)
+	if err != nil {
+		return nil, false, err
 	}
 	// The query is built as stripe-go's list iterator builds it, so the
 	// request is the same as ListSubscriptionsPage's.

@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.webhookURL != "" {
 		fake.AddWebhookEndpoint(c.webhookURL, c.webhookSecret, "", nil)
 	}
-	prices, err := createPlans(fake)
+	prices, err := fake.CreatePlans()
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		start := time.Now()
 		ids := make([]string, len(prices))
 		for i, p := range prices {
-			ids[i] = p.id
+			ids[i] = p.ID
 		}
 		opts := stripefake.SeedOptions{Prices: ids, WithEvents: c.seedEvents, Spread: c.seedSpread}
 		if _, err := fake.SeedSubscriptions(c.seed, opts); err != nil {
@@ -125,7 +125,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var lines strings.Builder
 	fmt.Fprintf(&lines, "STRIPE_API_BASE=http://%s\n", ln.Addr())
 	for _, p := range prices {
-		fmt.Fprintf(&lines, "STRIPE_PRICE_%s_%s=%s\n", p.plan, p.period, p.id)
+		fmt.Fprintf(&lines, "STRIPE_PRICE_%s_%s=%s\n", strings.ToUpper(p.Plan.Key), p.Period, p.ID)
 	}
 	if _, err := io.WriteString(stdout, lines.String()); err != nil {
 		_ = srv.Close()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/subsync/subsync/internal/childproc"
 )
 
 // benchDB is a fresh, migrated database of the server under test.
@@ -71,7 +72,7 @@ func childEnv() []string {
 type daemon struct {
 	cmd    *exec.Cmd
 	listen string // host:port of LISTEN_ADDR
-	out    *lockedBuffer
+	out    *childproc.Buffer
 	done   chan error
 
 	stopOnce sync.Once
@@ -89,7 +90,7 @@ func startDaemon(ctx context.Context, subsyncd string, env []string) (*daemon, e
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{listen: listen, out: &lockedBuffer{}, done: make(chan error, 1)}
+	d := &daemon{listen: listen, out: &childproc.Buffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(subsyncd, "serve")
 	d.cmd.Env = append(append(childEnv(), env...),
 		"LISTEN_ADDR="+listen, "METRICS_ADDR="+metricsAddr,
@@ -162,24 +163,6 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-// lockedBuffer collects a child's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // openDB opens one connection to a database and returns it with the pid

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,11 +14,7 @@ import (
 // report's structure and counts; the figures themselves are not judged.
 func TestWebhooksMode(t *testing.T) {
 	testenv.DatabaseURL(t) // fails loudly when the server does not answer
-	bin := filepath.Join(t.TempDir(), "subsyncd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/subsync/subsync/cmd/subsyncd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build subsyncd: %v\n%s", err, out)
-	}
+	bin := testenv.BuildSubsyncd(t)
 	var stdout, stderr bytes.Buffer
 	results, err := runWebhooks(context.Background(), []string{
 		"-subsyncd", bin, "-cases", "default,refetch", "-n", "200", "-c", "4", "-subscriptions", "20",

@@ -13,15 +13,12 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/subsync/subsync/internal/childproc"
 )
 
 // child is a subsyncd process the demo owns.
-type child struct {
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	err     error // what Wait returned, once done is closed
-}
+type child struct{ *childproc.Proc }
 
 // subsyncdEnv is the environment of every subsyncd the demo runs: the
 // demo's own, without any subsyncd setting that would leak in from the
@@ -61,7 +58,7 @@ func (d *demo) subsyncdEnv(extra ...string) []string {
 		"LOG_FORMAT=text",
 	)
 	for _, p := range d.prices {
-		env = append(env, p.envName()+"="+p.id)
+		env = append(env, p.envName()+"="+p.ID)
 	}
 	if d.cfg.redisURL != "" {
 		// A key prefix of its own: the Redis may be shared with tests.
@@ -73,51 +70,31 @@ func (d *demo) subsyncdEnv(extra ...string) []string {
 // startChild starts bin/subsyncd with args, its stderr (and stdout unless
 // given) appended to logPath.
 func startChild(bin string, args, env []string, logPath string, stdout io.Writer) (*child, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	defer logFile.Close() // the child keeps its own descriptor
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if stdout != nil {
-		cmd.Stdout = stdout
-	}
+	cmd.Stdout = stdout
 	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s %s: %w", bin, strings.Join(args, " "), err)
+	p, err := childproc.Start(cmd, logPath)
+	if err != nil {
+		return nil, err
 	}
-	c := &child{cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	return c, nil
+	return &child{p}, nil
 }
 
 // stop sends SIGTERM and waits up to grace, then kills the process. It
 // returns an error unless the process exited 0 in time.
 func (c *child) stop(grace time.Duration) error {
-	select {
-	case <-c.done:
-		return c.exitErr()
-	default:
+	if err := c.Stop(syscall.SIGTERM, grace); err != nil {
+		return err
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-		return c.exitErr()
-	case <-time.After(grace):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-		return fmt.Errorf("%s did not exit within %s of SIGTERM; killed", filepath.Base(c.cmd.Path), grace)
-	}
+	return c.exitErr()
 }
 
+// exitErr is nil when the process exited 0, else how it exited and where
+// its log is.
 func (c *child) exitErr() error {
-	if c.err != nil {
-		return fmt.Errorf("%s %s: %w (log: %s)", filepath.Base(c.cmd.Path), c.cmd.Args[1], c.err, c.logPath)
+	if err := c.Err(); err != nil {
+		return fmt.Errorf("%s %s: %w (log: %s)", filepath.Base(c.Cmd.Path), c.Cmd.Args[1], err, c.LogPath)
 	}
 	return nil
 }
@@ -141,7 +118,7 @@ func (d *demo) startServe(ctx context.Context, bin string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-d.serve.done:
+		case <-d.serve.Done():
 			if err := d.serve.exitErr(); err != nil {
 				return fmt.Errorf("subsyncd serve exited before it was ready: %w", err)
 			}
@@ -159,7 +136,7 @@ func (d *demo) startServe(ctx context.Context, bin string) error {
 			return fmt.Errorf("subsyncd serve not ready after 45s (GET %s)", ready)
 		}
 	}
-	d.say("%s  GET /readyz → 200: migrated and listening (pid %d)", d.elapsed(), d.serve.cmd.Process.Pid)
+	d.say("%s  GET /readyz → 200: migrated and listening (pid %d)", d.elapsed(), d.serve.Cmd.Process.Pid)
 	return nil
 }
 
@@ -199,7 +176,7 @@ func (d *demo) runSubsyncd(ctx context.Context, bin, logName string, args ...str
 		return err
 	}
 	select {
-	case <-c.done:
+	case <-c.Done():
 	case <-ctx.Done():
 		_ = c.stop(10 * time.Second)
 	}
@@ -209,7 +186,7 @@ func (d *demo) runSubsyncd(ctx context.Context, bin, logName string, args ...str
 		return ctx.Err()
 	}
 	if err := c.exitErr(); err != nil {
-		return fmt.Errorf("%w\n%s", err, tail(logPath, 20))
+		return fmt.Errorf("%w\n%s", err, childproc.Tail(logPath, 20))
 	}
 	return nil
 }

@@ -246,7 +246,7 @@ func (d *demo) corruptRows(ctx context.Context) error {
 	if err := exec(`INSERT INTO user_subscriptions (stripe_subscription_id, user_id, stripe_customer_id, stripe_price_id,
 			plan_id, billing_period, status, current_period_start, current_period_end, stripe_state_at)
 		VALUES ($1, 'user_ghost', 'cus_demoGhost', $2, 'maquina', 'annual', 'active', now(), now() + interval '1 year', now())`,
-		d.ghostID, p.id); err != nil {
+		d.ghostID, p.ID); err != nil {
 		return err
 	}
 	d.say("  %s  %-10s row inserted for a subscription Stripe does not know", d.ghostID, "user_ghost")

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/subsync/subsync/internal/stripefake"
 )
 
 func TestParseSample(t *testing.T) {
@@ -106,16 +108,16 @@ func TestPlansMatchTheSpec(t *testing.T) {
 	// README: Consultor Ágil R$ 2.851/year, Máquina R$ 5.731/year, Sala de
 	// Guerra R$ 14.362/year.
 	want := map[string]int64{"consultor_agil": 285100, "maquina": 573100, "sala_de_guerra": 1436200}
-	for _, p := range plans() {
-		if want[p.key] != p.annual {
-			t.Errorf("plan %s: annual %d, want %d", p.key, p.annual, want[p.key])
+	for _, p := range stripefake.Plans() {
+		if want[p.Key] != p.Annual {
+			t.Errorf("plan %s: annual %d, want %d", p.Key, p.Annual, want[p.Key])
 		}
-		delete(want, p.key)
+		delete(want, p.Key)
 	}
 	if len(want) > 0 {
 		t.Errorf("plans missing: %v", want)
 	}
-	p := planPrice{plan: plans()[1], period: "ANUAL"}
+	p := planPrice{stripefake.PlanPrice{Plan: stripefake.Plans()[1], Period: "ANUAL"}}
 	if p.envName() != "STRIPE_PRICE_MAQUINA_ANUAL" || p.billingPeriod() != "annual" {
 		t.Errorf("price naming: %s %s", p.envName(), p.billingPeriod())
 	}

@@ -138,7 +138,7 @@ func (d *demo) compareWithStripe(ctx context.Context) ([]string, error) {
 		delete(byID, s.ID)
 		p, _ := d.price(s.Items.Data[0].Price.ID)
 		want := row{
-			id: s.ID, user: s.Metadata["user_id"], customer: s.Customer.ID, price: p.id, plan: p.plan.key,
+			id: s.ID, user: s.Metadata["user_id"], customer: s.Customer.ID, price: p.ID, plan: p.Plan.Key,
 			period: p.billingPeriod(), status: string(s.Status), cancelAtPeriodEnd: s.CancelAtPeriodEnd,
 		}
 		if r != want {

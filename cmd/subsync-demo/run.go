@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/subsync/subsync/internal/childproc"
 	"github.com/subsync/subsync/internal/stripefake"
 )
 
@@ -114,7 +115,7 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 			}
 		}
 		if err != nil && d.serve != nil {
-			fmt.Fprintf(os.Stderr, "\nlast lines of the subsyncd serve log (%s):\n%s\n", d.serve.logPath, tail(d.serve.logPath, 25))
+			fmt.Fprintf(os.Stderr, "\nlast lines of the subsyncd serve log (%s):\n%s\n", d.serve.LogPath, childproc.Tail(d.serve.LogPath, 25))
 		}
 	}()
 
@@ -162,34 +163,23 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	}
 	cleanups = append(cleanups, func() error { return d.stopServe() })
 
-	// 5. Webhooks.
-	d.section(5, "Signed webhooks flow in (some dropped on purpose)")
-	if err := d.deliverWebhooks(ctx); err != nil {
-		return err
-	}
-
-	// 6. Drift.
-	d.section(6, "Drift: webhooks lost, rows corrupted by hand")
-	if err := d.changeStripe(ctx); err != nil {
-		return err
-	}
-	if err := d.corruptRows(ctx); err != nil {
-		return err
-	}
-
-	// 7. Reconciliation.
-	d.section(7, "Reconciliation by hand")
-	if err := d.reconcile(ctx, subsyncd); err != nil {
-		return err
-	}
-
-	// 8. Result.
-	d.section(8, "The table and the daemon's metrics")
-	if err := d.printTable(ctx); err != nil {
-		return err
-	}
-	if err := d.printMetrics(ctx); err != nil {
-		return err
+	// 5 to 8: webhooks, drift, reconciliation, the result.
+	type action = func(context.Context) error
+	for i, step := range []struct {
+		title   string
+		actions []action
+	}{
+		{"Signed webhooks flow in (some dropped on purpose)", []action{d.deliverWebhooks}},
+		{"Drift: webhooks lost, rows corrupted by hand", []action{d.changeStripe, d.corruptRows}},
+		{"Reconciliation by hand", []action{func(ctx context.Context) error { return d.reconcile(ctx, subsyncd) }}},
+		{"The table and the daemon's metrics", []action{d.printTable, d.printMetrics}},
+	} {
+		d.section(5+i, step.title)
+		for _, act := range step.actions {
+			if err := act(ctx); err != nil {
+				return err
+			}
+		}
 	}
 
 	// 9. Shutdown (the deferred cleanups, in order, with their outcome shown).
@@ -253,17 +243,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails (crypto/rand since Go 1.24)
 	return hex.EncodeToString(b)
-}
-
-// tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -14,47 +14,25 @@ import (
 	"github.com/subsync/subsync/internal/stripefake"
 )
 
-// plan is one of the three plans, prices in centavos (BRL). The same figures
-// as cmd/stripefake/plans.go: the annual price is twelve months at 20% off.
-type plan struct {
-	key     string // plan_id in user_subscriptions
-	name    string
-	monthly int64
-	annual  int64
-}
-
-func plans() []plan {
-	return []plan{
-		{"consultor_agil", "Consultor Ágil", 29700, 285100},
-		{"maquina", "Máquina", 59700, 573100},
-		{"sala_de_guerra", "Sala de Guerra", 149600, 1436200},
-	}
-}
-
 // planPrice is one created price, named as subsyncd's configuration names
 // it: STRIPE_PRICE_<PLAN>_<PERIOD>.
-type planPrice struct {
-	plan   plan
-	period string // ANUAL or MENSAL
-	id     string
-	amount int64
-}
+type planPrice struct{ stripefake.PlanPrice }
 
 // envName is the variable that maps the price for subsyncd.
 func (p planPrice) envName() string {
-	return "STRIPE_PRICE_" + strings.ToUpper(p.plan.key) + "_" + p.period
+	return "STRIPE_PRICE_" + strings.ToUpper(p.Plan.Key) + "_" + p.Period
 }
 
 // billingPeriod is the value subsyncd stores for the price.
 func (p planPrice) billingPeriod() string {
-	if p.period == "ANUAL" {
+	if p.Period == "ANUAL" {
 		return "annual"
 	}
 	return "monthly"
 }
 
 // label reads "Máquina monthly".
-func (p planPrice) label() string { return p.plan.name + " " + p.billingPeriod() }
+func (p planPrice) label() string { return p.Plan.Name + " " + p.billingPeriod() }
 
 // brl formats centavos the Brazilian way: R$ 14.362,00.
 func brl(centavos int64) string {
@@ -72,7 +50,7 @@ func brl(centavos int64) string {
 // price returns the plan price with id, if it is one.
 func (d *demo) price(id string) (planPrice, bool) {
 	for _, p := range d.prices {
-		if p.id == id {
+		if p.ID == id {
 			return p, true
 		}
 	}
@@ -82,7 +60,7 @@ func (d *demo) price(id string) (planPrice, bool) {
 // priceOf finds the plan price by plan key and period.
 func (d *demo) priceOf(key, period string) planPrice {
 	for _, p := range d.prices {
-		if p.plan.key == key && p.period == period {
+		if p.Plan.Key == key && p.Period == period {
 			return p
 		}
 	}
@@ -99,30 +77,17 @@ var seedStatuses = []string{"active", "active", "trialing", "active", "active", 
 func (d *demo) startFake() error {
 	d.fake = stripefake.New(stripefake.Options{})
 	d.fake.AddWebhookEndpoint("http://"+d.listenAddr+"/webhooks/stripe", webhookSecret, "", nil)
-	for _, p := range plans() {
-		prod, err := d.fake.CreateProduct(p.name, map[string]string{"plan": p.key})
-		if err != nil {
-			return fmt.Errorf("create product %s: %w", p.key, err)
-		}
-		for _, v := range []struct {
-			period, interval string
-			amount           int64
-		}{{"ANUAL", "year", p.annual}, {"MENSAL", "month", p.monthly}} {
-			pr, err := d.fake.CreatePrice(stripefake.PriceParams{
-				Product: prod.ID, UnitAmount: v.amount, Currency: "brl", Interval: v.interval,
-				LookupKey: p.key + "_" + strings.ToLower(v.period), Nickname: p.name + " " + v.period,
-			})
-			if err != nil {
-				return fmt.Errorf("create %s %s price: %w", p.key, v.interval, err)
-			}
-			d.prices = append(d.prices, planPrice{plan: p, period: v.period, id: pr.ID, amount: v.amount})
-		}
+	prices, err := d.fake.CreatePlans()
+	if err != nil {
+		return err
+	}
+	for _, p := range prices {
+		d.prices = append(d.prices, planPrice{p})
 	}
 	ids := make([]string, len(d.prices))
 	for i, p := range d.prices {
-		ids[i] = p.id
+		ids[i] = p.ID
 	}
-	var err error
 	d.subIDs, err = d.fake.SeedSubscriptions(d.cfg.subscriptions, stripefake.SeedOptions{
 		Prices: ids, Statuses: seedStatuses, WithEvents: true,
 	})
@@ -133,7 +98,7 @@ func (d *demo) startFake() error {
 	d.say("in process, listening on 127.0.0.1 (what bin/stripefake -seed %d prints):", d.cfg.subscriptions)
 	d.say("  STRIPE_API_BASE=%s", d.fake.URL())
 	for _, p := range d.prices {
-		d.say("  %s=%s", p.envName(), p.id)
+		d.say("  %s=%s", p.envName(), p.ID)
 	}
 	perPrice := map[string]int{}
 	for _, s := range d.fake.Subscriptions() {
@@ -144,10 +109,10 @@ func (d *demo) startFake() error {
 	fmt.Fprintln(tw, "  PLAN\tPERIOD\tPRICE\tSUBSCRIPTIONS")
 	for _, p := range d.prices {
 		per := "/month"
-		if p.period == "ANUAL" {
+		if p.Period == "ANUAL" {
 			per = "/year"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\n", p.plan.name, p.billingPeriod(), brl(p.amount)+per, perPrice[p.id])
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\n", p.Plan.Name, p.billingPeriod(), brl(p.Amount)+per, perPrice[p.ID])
 	}
 	if err := flush(); err != nil {
 		return err
@@ -321,11 +286,11 @@ func (d *demo) changeStripe(ctx context.Context) error {
 		{d.priceOf("sala_de_guerra", "ANUAL"), d.priceOf("consultor_agil", "ANUAL")},
 	}
 	for _, sw := range switches {
-		s, err := pick(sw.from.id)
+		s, err := pick(sw.from.ID)
 		if err != nil {
 			return err
 		}
-		if _, err := d.fake.UpdateSubscriptionPrice(s.ID, sw.to.id); err != nil {
+		if _, err := d.fake.UpdateSubscriptionPrice(s.ID, sw.to.ID); err != nil {
 			return err
 		}
 		d.say("  %s  %-10s switched plan: %s → %s", s.ID, user(s), sw.from.label(), sw.to.label())

@@ -135,9 +135,7 @@ func TestServeWebhookDeletesCacheKey(t *testing.T) {
 	t.Cleanup(stripeAPI.Close)
 
 	const secret = "whsec_cachetest"
-	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	env := []string{
+	d := startServeForTest(t, []string{
 		"DATABASE_URL=" + testenv.DatabaseURL(t),
 		"REDIS_URL=" + redisURL,
 		"STRIPE_SECRET_KEY=sk_test_x",
@@ -148,23 +146,15 @@ func TestServeWebhookDeletesCacheKey(t *testing.T) {
 		"WEBHOOK_APPLY_MODE=payload",
 		"RECONCILE_EVENTS_SCHEDULE=",
 		"RECONCILE_SUBSCRIPTIONS_SCHEDULE=",
-		"LISTEN_ADDR=" + listen,
-		"METRICS_ADDR=" + metricsAddr,
 		"LOG_LEVEL=debug",
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var stderr testenv.Buffer
-	runErr := make(chan error, 1)
-	go func() { runErr <- run(runCtx, []string{"serve"}, env, io.Discard, &stderr) }()
-	testenv.WaitTCP(t, listen, 30*time.Second)
+	})
 
 	user, subID := cacheTestID("u_"), cacheTestID("sub_")
 	k := "features:" + user
 	post := func(typ, price string, created time.Time) {
 		t.Helper()
 		body, sig := cacheTestEvent(t, secret, typ, subID, user, price, created)
-		req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/webhooks/stripe", bytes.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, "http://"+d.listen+"/webhooks/stripe", bytes.NewReader(body))
 		req.Header.Set("Stripe-Signature", sig)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
@@ -189,7 +179,7 @@ func TestServeWebhookDeletesCacheKey(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s still in Redis 15s after the webhook; daemon log:\n%s", k, stderr.String())
+				t.Fatalf("%s still in Redis 15s after the webhook; daemon log:\n%s", k, d.stderr.String())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -208,25 +198,13 @@ func TestServeWebhookDeletesCacheKey(t *testing.T) {
 	post("customer.subscription.updated", "price_pro_m", created.Add(10*time.Second))
 	waitGone()
 
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	if _, exposition := get(t, "http://"+d.metrics+"/metrics"); !strings.Contains(exposition, `subsync_cache_invalidations_total{outcome="success"} 2`) {
+		t.Errorf("/metrics lacks the two successful invalidations:\n%s", exposition)
 	}
-	exposition, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := `subsync_cache_invalidations_total{outcome="success"} 2`; !strings.Contains(string(exposition), want) {
-		t.Errorf("/metrics lacks %s", want)
+	if err := d.stop(t); err != nil {
+		t.Fatalf("serve returned %v", err)
 	}
-	cancel()
-	select {
-	case err := <-runErr:
-		if err != nil {
-			t.Fatalf("serve returned %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop within 30s of its context ending")
-	}
-	logs := stderr.String()
+	logs := d.stderr.String()
 	if !strings.Contains(logs, `"msg":"cache key deleted"`) || !strings.Contains(logs, `"user_id":"`+user+`"`) {
 		t.Errorf("no \"cache key deleted\" log line with user_id %s; log:\n%s", user, logs)
 	}

@@ -198,13 +198,16 @@ type hostileEventRow struct {
 	Status    string `db:"status"`
 	LastError string `db:"last_error"`
 	Type      string `db:"type"`
+	// SubscriptionID is the subscription the event names, "" for none.
+	SubscriptionID string `db:"subscription_id"`
 }
 
 // event reads a stored event; ok is false when it is not stored.
 func (h *hostileEnv) event(t *testing.T, id string) (hostileEventRow, bool) {
 	t.Helper()
 	var r hostileEventRow
-	err := h.x.Get(&r, `SELECT status, coalesce(last_error, '') AS last_error, type FROM stripe_webhook_events WHERE id = $1`, id)
+	err := h.x.Get(&r, `SELECT status, coalesce(last_error, '') AS last_error, type, coalesce(subscription_id, '') AS subscription_id
+		FROM stripe_webhook_events WHERE id = $1`, id)
 	if err != nil {
 		return r, false
 	}
@@ -263,14 +266,15 @@ func (h *hostileEnv) liveSub(t *testing.T) *stripe.Subscription {
 	return h.subscribe(t, h.mapped.ID, map[string]string{"user_id": hostileID("user-")}, nil)
 }
 
-// appliedRow checks that the event was applied and the row matches the
-// fake, and returns the row.
-func (h *hostileEnv) appliedRow(t *testing.T, id, subID string) hostileRow {
+// appliedRow checks that the event was applied and the row of the
+// subscription it names matches the fake, and returns the row.
+func (h *hostileEnv) appliedRow(t *testing.T, id string) hostileRow {
 	t.Helper()
 	ev := h.settled(t, id)
 	if ev.Status != "applied" {
 		t.Fatalf("event %s is %s (%s), want applied", id, ev.Status, ev.LastError)
 	}
+	subID := ev.SubscriptionID
 	r, ok := h.row(t, subID)
 	if !ok {
 		t.Fatalf("no row for %s", subID)
@@ -283,4 +287,43 @@ func (h *hostileEnv) appliedRow(t *testing.T, id, subID string) hostileRow {
 		t.Fatalf("row %+v differs from Stripe (status %s)", r, sub.Status)
 	}
 	return r
+}
+
+// ignoredFor checks that event id was settled as ignored with a reason
+// that contains reason, and returns it.
+func (h *hostileEnv) ignoredFor(t *testing.T, id, reason string) hostileEventRow {
+	t.Helper()
+	ev := h.settled(t, id)
+	if ev.Status != "ignored" || !strings.Contains(ev.LastError, reason) {
+		t.Fatalf("event is %s (%q), want ignored with a reason", ev.Status, ev.LastError)
+	}
+	return ev
+}
+
+// hostileApplied is a check that the event was applied and its row equals
+// Stripe; what describes it for the table.
+func hostileApplied(what string) func(*testing.T, *hostileEnv, string) string {
+	return func(t *testing.T, h *hostileEnv, id string) string {
+		h.appliedRow(t, id)
+		return what
+	}
+}
+
+// hostileEventIs is a check that the event is stored with status; what
+// describes it for the table.
+func hostileEventIs(status, what string) func(*testing.T, *hostileEnv, string) string {
+	return func(t *testing.T, h *hostileEnv, id string) string {
+		if ev, _ := h.event(t, id); ev.Status != status {
+			t.Fatalf("event is %s, want %s", ev.Status, status)
+		}
+		return what
+	}
+}
+
+// sendSubEvent posts, signed, a new event of type typ about subscription
+// subID and returns the answer and the event's id.
+func (h *hostileEnv) sendSubEvent(t *testing.T, typ, subID string) (hostileAnswer, string) {
+	t.Helper()
+	id, body := h.subEvent(t, typ, subID)
+	return h.signed(t, body), id
 }

@@ -23,12 +23,7 @@ func hostileEventCases() []hostileCase {
 				return h.signed(t, body), id
 			},
 			code: 200, status: "duplicate", metrics: map[string]float64{"accepted": 1, "duplicate": 1}, events: 1, subs: 1,
-			check: func(t *testing.T, h *hostileEnv, id string) string {
-				var sub string
-				h.x.Get(&sub, `SELECT subscription_id FROM stripe_webhook_events WHERE id = $1`, id)
-				h.appliedRow(t, id, sub)
-				return "one event (applied), one row"
-			},
+			check: hostileApplied("one event (applied), one row"),
 		},
 		{
 			kind: "event type not handled (charge.succeeded)",
@@ -37,12 +32,7 @@ func hostileEventCases() []hostileCase {
 				return h.signed(t, hostileEvent(t, id, "charge.succeeded", map[string]any{"id": "ch_1", "object": "charge"})), id
 			},
 			code: 200, status: "ignored", metrics: map[string]float64{"ignored": 1}, events: 1,
-			check: func(t *testing.T, h *hostileEnv, id string) string {
-				if ev, _ := h.event(t, id); ev.Status != "ignored" {
-					t.Fatalf("event is %s, want ignored", ev.Status)
-				}
-				return "event with status ignored, no row"
-			},
+			check: hostileEventIs("ignored", "event with status ignored, no row"),
 		},
 		{
 			kind: "subscription that does not exist in Stripe",
@@ -53,10 +43,7 @@ func hostileEventCases() []hostileCase {
 			},
 			code: 200, status: "accepted", metrics: acc, events: 1,
 			check: func(t *testing.T, h *hostileEnv, id string) string {
-				ev := h.settled(t, id)
-				if ev.Status != "ignored" || !strings.Contains(ev.LastError, "not found") {
-					t.Fatalf("event is %s (%q), want ignored with a reason", ev.Status, ev.LastError)
-				}
+				ev := h.ignoredFor(t, id, "not found")
 				if _, ok := h.row(t, "sub_doesnotexist"); ok {
 					t.Fatal("a row was written")
 				}
@@ -67,14 +54,11 @@ func hostileEventCases() []hostileCase {
 			kind: "price that is not mapped (year × 1)",
 			send: func(t *testing.T, h *hostileEnv) (hostileAnswer, string) {
 				sub := h.subscribe(t, h.unmapped.ID, map[string]string{"user_id": "user-unmapped"}, nil)
-				id, body := h.subEvent(t, "customer.subscription.created", sub.ID)
-				return h.signed(t, body), id
+				return h.sendSubEvent(t, "customer.subscription.created", sub.ID)
 			},
 			code: 200, status: "accepted", metrics: acc, events: 1, subs: 1,
 			check: func(t *testing.T, h *hostileEnv, id string) string {
-				var sub string
-				h.x.Get(&sub, `SELECT subscription_id FROM stripe_webhook_events WHERE id = $1`, id)
-				r := h.appliedRow(t, id, sub)
+				r := h.appliedRow(t, id)
 				if r.Plan != nil || r.Period != "annual" {
 					t.Fatalf("plan %v period %s, want null/annual", r.Plan, r.Period)
 				}
@@ -92,10 +76,7 @@ func hostileEventCases() []hostileCase {
 			},
 			code: 200, status: "accepted", metrics: acc, events: 1,
 			check: func(t *testing.T, h *hostileEnv, id string) string {
-				ev := h.settled(t, id)
-				if ev.Status != "ignored" || !strings.Contains(ev.LastError, "no items") {
-					t.Fatalf("event is %s (%q), want ignored with a reason", ev.Status, ev.LastError)
-				}
+				ev := h.ignoredFor(t, id, "no items")
 				return fmt.Sprintf("event ignored, last_error %q, no row", ev.LastError)
 			},
 		},
@@ -106,14 +87,11 @@ func hostileEventCases() []hostileCase {
 				if err := h.fake.DeleteCustomer(sub.Customer.ID); err != nil {
 					t.Fatal(err)
 				}
-				id, body := h.subEvent(t, "customer.subscription.deleted", sub.ID)
-				return h.signed(t, body), id
+				return h.sendSubEvent(t, "customer.subscription.deleted", sub.ID)
 			},
 			code: 200, status: "accepted", metrics: acc, events: 1, subs: 1,
 			check: func(t *testing.T, h *hostileEnv, id string) string {
-				var sub string
-				h.x.Get(&sub, `SELECT subscription_id FROM stripe_webhook_events WHERE id = $1`, id)
-				r := h.appliedRow(t, id, sub)
+				r := h.appliedRow(t, id)
 				if r.User != nil || r.Status != "canceled" {
 					t.Fatalf("user %v status %s, want null/canceled", r.User, r.Status)
 				}
@@ -134,14 +112,11 @@ func hostileEventCases() []hostileCase {
 				if err := h.fake.DeleteCustomer(sub.Customer.ID); err != nil {
 					t.Fatal(err)
 				}
-				id, body := h.subEvent(t, "customer.subscription.deleted", sub.ID)
-				return h.signed(t, body), id
+				return h.sendSubEvent(t, "customer.subscription.deleted", sub.ID)
 			},
 			code: 200, status: "accepted", metrics: map[string]float64{"accepted": 2}, events: 2, subs: 1,
 			check: func(t *testing.T, h *hostileEnv, id string) string {
-				var sub string
-				h.x.Get(&sub, `SELECT subscription_id FROM stripe_webhook_events WHERE id = $1`, id)
-				r := h.appliedRow(t, id, sub)
+				r := h.appliedRow(t, id)
 				if r.User == nil || *r.User != "user-kept" || r.Status != "canceled" {
 					t.Fatalf("user %v status %s, want user-kept/canceled", r.User, r.Status)
 				}
@@ -152,14 +127,11 @@ func hostileEventCases() []hostileCase {
 			kind: "metadata user id of 10 KB",
 			send: func(t *testing.T, h *hostileEnv) (hostileAnswer, string) {
 				sub := h.subscribe(t, h.mapped.ID, nil, map[string]string{"user_id": strings.Repeat("u", 10<<10)})
-				id, body := h.subEvent(t, "customer.subscription.created", sub.ID)
-				return h.signed(t, body), id
+				return h.sendSubEvent(t, "customer.subscription.created", sub.ID)
 			},
 			code: 200, status: "accepted", metrics: acc, events: 1, subs: 1,
 			check: func(t *testing.T, h *hostileEnv, id string) string {
-				var sub string
-				h.x.Get(&sub, `SELECT subscription_id FROM stripe_webhook_events WHERE id = $1`, id)
-				r := h.appliedRow(t, id, sub)
+				r := h.appliedRow(t, id)
 				if r.User != nil {
 					t.Fatalf("user_id set to %d bytes", len(*r.User))
 				}

@@ -95,12 +95,7 @@ func hostileRequestCases() []hostileCase {
 				return h.post(t, bytes.NewReader(body), sig, "application/json"), id
 			},
 			code: 400, metrics: map[string]float64{"accepted": 1, "invalid_signature": 1}, events: 1, subs: 1,
-			check: func(t *testing.T, h *hostileEnv, id string) string {
-				if ev, _ := h.event(t, id); ev.Status != "applied" {
-					t.Fatalf("first delivery is %s, want applied", ev.Status)
-				}
-				return "only the first delivery (applied); the replay nothing"
-			},
+			check: hostileEventIs("applied", "only the first delivery (applied); the replay nothing"),
 		},
 		{
 			kind: "body over 1 MiB (1 MiB + 1 byte, Content-Length)",
@@ -129,12 +124,7 @@ func hostileRequestCases() []hostileCase {
 				return h.signed(t, hostilePad(t, body, 1<<20)), id
 			},
 			code: 200, status: "accepted", metrics: acc, events: 1, subs: 1,
-			check: func(t *testing.T, h *hostileEnv, id string) string {
-				var sub string
-				h.x.Get(&sub, `SELECT subscription_id FROM stripe_webhook_events WHERE id = $1`, id)
-				h.appliedRow(t, id, sub)
-				return "event applied, row = Stripe"
-			},
+			check: hostileApplied("event applied, row = Stripe"),
 		},
 		{
 			kind: "headers over 64 KiB (80 KiB header)",
@@ -155,12 +145,7 @@ func hostileRequestCases() []hostileCase {
 				return h.post(t, bytes.NewReader(body), stripefake.SignPayload(body, hostileSecret, time.Now()), "text/plain"), id
 			},
 			code: 200, status: "accepted", metrics: acc, events: 1, subs: 1,
-			check: func(t *testing.T, h *hostileEnv, id string) string {
-				var sub string
-				h.x.Get(&sub, `SELECT subscription_id FROM stripe_webhook_events WHERE id = $1`, id)
-				h.appliedRow(t, id, sub)
-				return "event applied, row = Stripe (the signature, not the header, proves the sender)"
-			},
+			check: hostileApplied("event applied, row = Stripe (the signature, not the header, proves the sender)"),
 		},
 		{
 			kind: "invalid UTF-8 in a string, signature valid",

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -370,19 +369,11 @@ func TestStripeMockConformance(t *testing.T) {
 func TestServeRunsScheduledJobs(t *testing.T) {
 	e := newRecEnv(t)
 	e.seed(t, 10)
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	env := append(e.env,
+	d := startServeForTest(t, append(e.env,
 		"STRIPE_WEBHOOK_SECRET=whsec_sched",
-		fmt.Sprintf("LISTEN_ADDR=127.0.0.1:%d", testenv.FreePort(t)),
-		"METRICS_ADDR="+metricsAddr,
 		"RECONCILE_EVENTS_SCHEDULE=",
 		"RECONCILE_SUBSCRIPTIONS_SCHEDULE=@every 1s",
-	)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var errOut bytes.Buffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, env, io.Discard, &lockedWriter{w: &errOut}) }()
+	))
 
 	x := sqlx.MustConnect("postgres", e.dbURL)
 	defer x.Close()
@@ -398,46 +389,23 @@ func TestServeRunsScheduledJobs(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, body := get(t, "http://"+d.metrics+"/metrics")
 	for _, want := range []string{
 		`subsync_reconcile_interval_seconds{job_name="subscriptions"} 1`,
 		`subsync_reconcile_interval_seconds{job_name="events"} 0`,
 		`subsync_reconcile_runs_total{job_name="subscriptions",outcome="succeeded"}`,
 		`subsync_reconcile_last_success_timestamp_seconds{job_name="subscriptions"}`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Fatalf("/metrics lacks %s", want)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("serve did not stop")
+	if err := d.stop(t); err != nil {
+		t.Fatalf("serve: %v", err)
 	}
 	var running int
 	x.Get(&running, `SELECT count(*) FROM reconcile_runs WHERE status = 'running'`)
 	if running != 0 {
 		t.Fatalf("%d runs left running after shutdown", running)
 	}
-}
-
-// lockedWriter serialises writes from the daemon's goroutines.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

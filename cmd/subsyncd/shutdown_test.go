@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/subsync/subsync/db"
+	"github.com/subsync/subsync/internal/childproc"
 	"github.com/subsync/subsync/internal/stripefake"
 	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/reconcile"
@@ -44,30 +44,11 @@ const (
 // metrics listener 5s.
 const exitDeadline = 3*shutdownTimeout + 5*time.Second
 
-// buildSubsyncd builds the real binary into a temporary directory.
-func buildSubsyncd(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "subsyncd")
-	cmd := exec.Command(goBin, "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/subsyncd: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // sdProc is `subsyncd serve` running as a child process.
 type sdProc struct {
-	cmd     *exec.Cmd
-	listen  string
-	stderr  *testenv.Buffer
-	exited  chan struct{}
-	state   *os.ProcessState
-	exitAt  time.Time
-	waitErr error
+	*childproc.Proc
+	listen string
+	stderr *testenv.Buffer
 }
 
 // startSdProc starts bin serve with env and waits until /healthz answers.
@@ -83,7 +64,7 @@ func startSdProc(t *testing.T, bin string, env []string) *sdProc {
 			return p
 		}
 		if !strings.Contains(p.stderr.String(), "address already in use") || attempt == 3 {
-			t.Fatalf("subsyncd exited early: %v\n%s", p.waitErr, p.stderr.String())
+			t.Fatalf("subsyncd exited early: %v\n%s", p.Err(), p.stderr.String())
 		}
 	}
 }
@@ -95,34 +76,19 @@ func trySdProc(t *testing.T, bin string, env []string) (p *sdProc, ready bool) {
 	p = &sdProc{
 		listen: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		stderr: &testenv.Buffer{},
-		exited: make(chan struct{}),
 	}
-	p.cmd = exec.Command(bin, "serve")
-	p.cmd.Env = append(slices.Clip(env), "LISTEN_ADDR="+p.listen, fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", testenv.FreePort(t)))
-	p.cmd.Stdout = io.Discard
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(slices.Clip(env), "LISTEN_ADDR="+p.listen, fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", testenv.FreePort(t)))
+	cmd.Stdout = io.Discard
+	cmd.Stderr = p.stderr
+	var err error
+	if p.Proc, err = childproc.Start(cmd, ""); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		p.exitAt = time.Now()
-		p.state = p.cmd.ProcessState
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
+	t.Cleanup(func() { _ = p.Stop(syscall.SIGKILL, time.Minute) })
 	testenv.WaitFor(t, "subsyncd serve to answer /healthz", func() bool {
-		select {
-		case <-p.exited:
+		if p.Exited() {
 			return true
-		default:
 		}
 		resp, err := http.Get("http://" + p.listen + "/healthz")
 		if err != nil {
@@ -137,19 +103,14 @@ func trySdProc(t *testing.T, bin string, env []string) (p *sdProc, ready bool) {
 
 // exitedFor reports whether the process exited at least d ago.
 func (p *sdProc) exitedFor(d time.Duration) bool {
-	select {
-	case <-p.exited:
-		return time.Since(p.exitAt) >= d
-	default:
-		return false
-	}
+	return p.Exited() && time.Since(p.ExitedAt()) >= d
 }
 
 // wait waits for the process to exit, at most limit.
 func (p *sdProc) wait(t *testing.T, limit time.Duration) {
 	t.Helper()
 	select {
-	case <-p.exited:
+	case <-p.Done():
 	case <-time.After(limit):
 		t.Fatalf("subsyncd still running after %s\n%s", limit, p.stderr.String())
 	}
@@ -431,13 +392,44 @@ func (f *shutdownFixture) checkApplied(t *testing.T, bin string) time.Duration {
 			t.Errorf("row %+v differs from Stripe (status %s, price %s)", r, sub.Status, sub.Items.Data[0].Price.ID)
 		}
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.Cmd.Process.Signal(syscall.SIGTERM)
 	p.wait(t, exitDeadline)
-	if !p.state.Success() {
-		t.Errorf("second process: %v\n%s", p.waitErr, p.stderr.String())
+	if !p.Cmd.ProcessState.Success() {
+		t.Errorf("second process: %v\n%s", p.Err(), p.stderr.String())
 	}
 	t.Logf("second process: %d stored events all applied within %s of its start, %d rows equal to Stripe", total, took.Round(10*time.Millisecond), len(rows))
 	return took
+}
+
+// signalUnderLoad starts bin serve, sends sig to it in the middle of the
+// load named run and waits for it to exit; it returns the process, the
+// load's deliveries and when the signal went.
+func (f *shutdownFixture) signalUnderLoad(t *testing.T, bin, run string, sig os.Signal) (p *sdProc, ds []sdDelivery, signalAt time.Time) {
+	t.Helper()
+	p = startSdProc(t, bin, f.env)
+	ds = f.load(t, p, run, func() {
+		signalAt = time.Now()
+		p.Cmd.Process.Signal(sig)
+	})
+	p.wait(t, exitDeadline)
+	return p, ds, signalAt
+}
+
+// settle counts the stored events that were applied and those still
+// pending and never claimed, and returns every other.
+func settle(stored map[string]sdStored) (applied, pending int, rest map[string]sdStored) {
+	rest = map[string]sdStored{}
+	for id, e := range stored {
+		switch {
+		case e.Status == "applied" && e.Processed:
+			applied++
+		case e.Status == "pending" && e.Attempts == 0:
+			pending++
+		default:
+			rest[id] = e
+		}
+	}
+	return applied, pending, rest
 }
 
 // TestShutdownUnderLoad builds the real binary, runs `subsyncd serve` as a
@@ -447,40 +439,27 @@ func (f *shutdownFixture) checkApplied(t *testing.T, bin string) time.Duration {
 // everything that was stored.
 func TestShutdownUnderLoad(t *testing.T) {
 	t.Parallel()
-	bin := buildSubsyncd(t)
+	bin := testenv.BuildSubsyncd(t)
 
 	t.Run("SIGTERM", func(t *testing.T) {
 		f := newShutdownFixture(t)
-		p := startSdProc(t, bin, f.env)
-		var signalAt time.Time
-		ds := f.load(t, p, "term", func() {
-			signalAt = time.Now()
-			p.cmd.Process.Signal(syscall.SIGTERM)
-		})
-		p.wait(t, exitDeadline)
-		if !p.state.Success() {
-			t.Fatalf("exit after SIGTERM: %v, want status 0\n%s", p.waitErr, p.stderr.String())
+		p, ds, signalAt := f.signalUnderLoad(t, bin, "term", syscall.SIGTERM)
+		if !p.Cmd.ProcessState.Success() {
+			t.Fatalf("exit after SIGTERM: %v, want status 0\n%s", p.Err(), p.stderr.String())
 		}
-		if p.exitAt.Sub(signalAt) > exitDeadline {
-			t.Fatalf("exit %s after SIGTERM, past the %s deadline", p.exitAt.Sub(signalAt), exitDeadline)
+		if p.ExitedAt().Sub(signalAt) > exitDeadline {
+			t.Fatalf("exit %s after SIGTERM, past the %s deadline", p.ExitedAt().Sub(signalAt), exitDeadline)
 		}
-		exitIn := p.exitAt.Sub(signalAt)
-		fig, stored := f.checkLoad(t, ds, signalAt, p.exitAt)
+		exitIn := p.ExitedAt().Sub(signalAt)
+		fig, stored := f.checkLoad(t, ds, signalAt, p.ExitedAt())
 		if fig.storedNotAcked > 0 {
 			t.Errorf("%d events stored whose request got no answer: a graceful shutdown answers every request it read", fig.storedNotAcked)
 		}
 		// Nothing half-done: an event is either applied (with its row) or
 		// still pending and never claimed; no claim is left to its lease.
-		var pending, applied int
-		for id, e := range stored {
-			switch {
-			case e.Status == "applied" && e.Processed:
-				applied++
-			case e.Status == "pending" && e.Attempts == 0:
-				pending++
-			default:
-				t.Errorf("event %s left %s after %d attempts (processed %v)", id, e.Status, e.Attempts, e.Processed)
-			}
+		applied, pending, rest := settle(stored)
+		for id, e := range rest {
+			t.Errorf("event %s left %s after %d attempts (processed %v)", id, e.Status, e.Attempts, e.Processed)
 		}
 		took := f.checkApplied(t, bin)
 		t.Logf("SIGTERM: exit status 0 %s after the signal; %d requests, %d answered 200 and all stored "+
@@ -493,29 +472,19 @@ func TestShutdownUnderLoad(t *testing.T) {
 
 	t.Run("SIGKILL", func(t *testing.T) {
 		f := newShutdownFixture(t)
-		p := startSdProc(t, bin, f.env)
-		var signalAt time.Time
-		ds := f.load(t, p, "kill", func() {
-			signalAt = time.Now()
-			p.cmd.Process.Kill()
-		})
-		p.wait(t, exitDeadline)
-		fig, stored := f.checkLoad(t, ds, signalAt, p.exitAt)
+		p, ds, signalAt := f.signalUnderLoad(t, bin, "kill", os.Kill)
+		fig, stored := f.checkLoad(t, ds, signalAt, p.ExitedAt())
 		// Events a worker had claimed when it died wait for their lease
 		// (ApplierConfig.Lease, 2m); nothing else is left behind.
 		const lease = 2 * time.Minute
-		var leased, pending, applied int
-		for id, e := range stored {
-			switch {
-			case e.Status == "applied" && e.Processed:
-				applied++
-			case e.Status == "pending" && e.Attempts == 0:
-				pending++
-			case e.Status == "pending" && e.Attempts == 1 && e.LeaseLeft <= lease.Seconds():
+		applied, pending, rest := settle(stored)
+		leased := 0
+		for id, e := range rest {
+			if e.Status == "pending" && e.Attempts == 1 && e.LeaseLeft <= lease.Seconds() {
 				leased++
-			default:
-				t.Errorf("event %s left %s after %d attempts (lease %.0fs)", id, e.Status, e.Attempts, e.LeaseLeft)
+				continue
 			}
+			t.Errorf("event %s left %s after %d attempts (lease %.0fs)", id, e.Status, e.Attempts, e.LeaseLeft)
 		}
 		// Rather than wait out the lease, end it now, as time would.
 		if _, err := f.x.Exec(`UPDATE stripe_webhook_events SET next_attempt_at = now() WHERE status = 'pending' AND attempts > 0`); err != nil {

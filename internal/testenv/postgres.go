@@ -18,9 +18,11 @@ const pgBinGlob = "/usr/lib/postgresql/*/bin"
 // Postgres is a throwaway Postgres cluster owned by one test: trust
 // authentication, superuser postgres, listening on 127.0.0.1 only, fsync off
 // for speed (a commit survives Kill, a process crash, though not a machine
-// crash). It is stopped and removed when the test ends.
+// crash). It is stopped and removed when the test ends. Stop is Postgres's
+// fast shutdown (sessions are disconnected, no data is lost); Start brings
+// the cluster back on the same port and data directory.
 type Postgres struct {
-	srv *server
+	control
 }
 
 // StartPostgres initialises a cluster in a fresh temporary directory, starts
@@ -29,15 +31,7 @@ type Postgres struct {
 // binaries are looked up in PATH, then in /usr/lib/postgresql/*/bin.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	srv, err := newPostgresServer("subsync-pg-*")
-	if srv != nil {
-		t.Cleanup(func() { srv.cleanup(t) })
-	}
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	srv.launch(t)
-	return &Postgres{srv: srv}
+	return &Postgres{startControl(t, newPostgresServer, "subsync-pg-*")}
 }
 
 // newPostgresServer initialises a cluster in a new directory named after
@@ -86,12 +80,10 @@ func newPostgresServer(pattern string) (*server, error) {
 		},
 		env:      env,
 		dir:      dir,
-		logPath:  filepath.Join(dir, "postgres.log"),
 		cred:     cred,
 		stopSig:  syscall.SIGINT,  // fast shutdown
 		killSig:  syscall.SIGQUIT, // immediate shutdown, as after a crash
 		deathSig: syscall.SIGQUIT,
-		timeout:  time.Minute,
 	}
 	cmd := exec.Command(initdb, "-D", data, "-U", "postgres", "--auth=trust",
 		"--no-locale", "-E", "UTF8", "--no-sync")
@@ -106,17 +98,7 @@ func newPostgresServer(pattern string) (*server, error) {
 // URL returns the URL of the cluster's postgres database as superuser
 // postgres, the same across Stop and Start.
 func (p *Postgres) URL() string {
-	p.srv.mu.Lock()
-	defer p.srv.mu.Unlock()
-	return postgresURL(p.srv.ports[0])
-}
-
-// Stop shuts the server down (fast shutdown: sessions are disconnected, no
-// data is lost) and waits for it to exit. It does nothing if the server is
-// not running.
-func (p *Postgres) Stop(t testing.TB) {
-	t.Helper()
-	p.srv.stop(t, p.srv.stopSig)
+	return postgresURL(p.srv.port(0))
 }
 
 // Kill stops the server the way a crash would (immediate shutdown: the next
@@ -124,13 +106,6 @@ func (p *Postgres) Stop(t testing.TB) {
 func (p *Postgres) Kill(t testing.TB) {
 	t.Helper()
 	p.srv.stop(t, p.srv.killSig)
-}
-
-// Start starts the server again on the same port and data directory and waits
-// until it accepts connections. It does nothing if the server is running.
-func (p *Postgres) Start(t testing.TB) {
-	t.Helper()
-	p.srv.start(t)
 }
 
 // Restart stops the server (fast shutdown) and starts it again.

@@ -1,14 +1,12 @@
 package testenv
 
 import (
-	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/subsync/subsync/internal/childproc"
 )
 
 // Prometheus is a throwaway Prometheus server owned by one test, listening on
@@ -40,7 +38,6 @@ func StartPrometheus(t testing.TB, config string) *Prometheus {
 		os.RemoveAll(dir)
 		t.Fatalf("testenv: write Prometheus config: %v", err)
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
 	srv := &server{
 		name:   "prometheus",
 		bin:    bin,
@@ -52,40 +49,22 @@ func StartPrometheus(t testing.TB, config string) *Prometheus {
 				"--web.listen-address=" + prometheusHostPort(ports[0]),
 			}
 		},
-		ready: func(ports []int) error {
-			resp, err := client.Get(prometheusURL(ports[0]) + "/-/ready")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("/-/ready answered %s", resp.Status)
-			}
-			return nil
-		},
-		dir:      dir,
-		logPath:  filepath.Join(dir, "prometheus.log"),
-		stopSig:  syscall.SIGTERM,
-		killSig:  syscall.SIGKILL,
-		deathSig: syscall.SIGKILL,
-		timeout:  time.Minute,
+		ready: httpProbe(prometheusURL, "/-/ready", true),
+		dir:   dir,
 	}
-	t.Cleanup(func() { srv.cleanup(t) })
 	srv.launch(t)
 	return &Prometheus{srv: srv}
 }
 
 // URL returns the server's base URL, http://127.0.0.1:<port>.
 func (p *Prometheus) URL() string {
-	p.srv.mu.Lock()
-	defer p.srv.mu.Unlock()
-	return prometheusURL(p.srv.ports[0])
+	return prometheusURL(p.srv.port(0))
 }
 
 // LogTail returns the last n lines of the server's output, for failure
 // messages.
 func (p *Prometheus) LogTail(n int) string {
-	return tail(p.srv.logPath, n)
+	return childproc.Tail(p.srv.logPath(), n)
 }
 
 func prometheusHostPort(port int) string {

@@ -6,31 +6,24 @@ import (
 	"io"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
 
 // Redis is a throwaway redis-server owned by one test, listening on
-// 127.0.0.1, keeping nothing on disk. It is stopped when the test ends.
+// 127.0.0.1, keeping nothing on disk: Stop loses its data and Start brings
+// it back empty on the same port. It is stopped when the test ends.
 type Redis struct {
-	srv *server
+	control
 }
 
 // StartRedis starts redis-server (from PATH) on a free port and waits until
 // it answers PING.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	srv, err := newRedisServer("subsync-redis-*")
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	t.Cleanup(func() { srv.cleanup(t) })
-	srv.launch(t)
-	return &Redis{srv: srv}
+	return &Redis{startControl(t, newRedisServer, "subsync-redis-*")}
 }
 
 // newRedisServer returns a redis-server with a new directory named after
@@ -63,12 +56,8 @@ func newRedisServer(pattern string) (*server, error) {
 		ready: func(ports []int) error {
 			return redisPing(redisHostPort(ports[0]), nil, 2*time.Second)
 		},
-		dir:      dir,
-		logPath:  filepath.Join(dir, "redis.log"),
-		stopSig:  syscall.SIGTERM,
-		killSig:  syscall.SIGKILL,
-		deathSig: syscall.SIGKILL,
-		timeout:  30 * time.Second,
+		dir:     dir,
+		timeout: 30 * time.Second,
 	}, nil
 }
 
@@ -79,23 +68,7 @@ func (r *Redis) URL() string {
 
 // Addr returns the server's host:port.
 func (r *Redis) Addr() string {
-	r.srv.mu.Lock()
-	defer r.srv.mu.Unlock()
-	return redisHostPort(r.srv.ports[0])
-}
-
-// Stop shuts the server down and waits for it to exit; its data is lost.
-// It does nothing if the server is not running.
-func (r *Redis) Stop(t testing.TB) {
-	t.Helper()
-	r.srv.stop(t, r.srv.stopSig)
-}
-
-// Start starts the server again, empty, on the same port and waits until it
-// answers PING. It does nothing if the server is running.
-func (r *Redis) Start(t testing.TB) {
-	t.Helper()
-	r.srv.start(t)
+	return redisHostPort(r.srv.port(0))
 }
 
 func redisHostPort(port int) string {

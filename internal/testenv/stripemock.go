@@ -2,13 +2,9 @@ package testenv
 
 import (
 	"fmt"
-	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // StartStripeMock runs stripe-mock with -strict-version-check on free ports of
@@ -32,7 +28,6 @@ func startStripeMock(t testing.TB, bin string, extra ...string) string {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
 	srv := &server{
 		name:   "stripe-mock",
 		bin:    bin,
@@ -43,21 +38,9 @@ func startStripeMock(t testing.TB, bin string, extra ...string) string {
 				"-https-addr", "127.0.0.1:"+strconv.Itoa(ports[1]),
 			)
 		},
-		ready: func(ports []int) error {
-			resp, err := client.Get(stripeMockURL(ports[0]) + "/v1/customers")
-			if err != nil {
-				return err
-			}
-			return resp.Body.Close()
-		},
-		dir:      dir,
-		logPath:  filepath.Join(dir, "stripe-mock.log"),
-		stopSig:  syscall.SIGTERM,
-		killSig:  syscall.SIGKILL,
-		deathSig: syscall.SIGKILL,
-		timeout:  time.Minute,
+		ready: httpProbe(stripeMockURL, "/v1/customers", false),
+		dir:   dir,
 	}
-	t.Cleanup(func() { srv.cleanup(t) })
 	srv.launch(t)
 	return stripeMockURL(srv.ports[0])
 }

@@ -111,3 +111,19 @@ func PromtoolBin(t testing.TB) string {
 	}
 	return bin
 }
+
+// BuildSubsyncd builds the subsyncd binary of this tree into a temporary
+// directory of the test and returns its path.
+func BuildSubsyncd(t testing.TB) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "subsyncd")
+	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/subsync/subsync/cmd/subsyncd")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("testenv: go build ./cmd/subsyncd: %v\n%s", err, out)
+	}
+	return bin
+}

@@ -1,10 +1,10 @@
 package testenv
 
 import (
-	"bytes"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/subsync/subsync/internal/childproc"
 )
 
 // WaitTimeout is how long WaitFor waits before it fails the test: long, as
@@ -33,21 +33,4 @@ func WaitWithin(t testing.TB, timeout time.Duration, what string, cond func() bo
 
 // Buffer is a bytes.Buffer safe for concurrent use: a log sink or a child's
 // output shared with the goroutines that write it.
-type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns what was written so far.
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type Buffer = childproc.Buffer
