@@ -136,7 +136,7 @@ func (h *Handler) handle(r *http.Request) (answer, []slog.Attr) {
 	if err := h.verify(body, r.Header.Get("Stripe-Signature")); err != nil {
 		return answer{code: http.StatusBadRequest, outcome: metrics.OutcomeInvalidSignature, err: err.Error()}, nil
 	}
-	if !utf8.Valid(body) || bytes.Contains(body, []byte(`\u0000`)) {
+	if !utf8.Valid(body) || hasNULEscape(body) {
 		return badRequest("body is not valid UTF-8 JSON"), nil
 	}
 	ev, err := reconcile.ReadEnvelope(body)
@@ -249,4 +249,24 @@ func clip(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "")
+}
+
+// hasNULEscape reports whether body holds the JSON escape \u0000, which
+// Postgres's jsonb refuses; a backslash escaped before "u0000" is text.
+func hasNULEscape(body []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(body[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		backslashes := 0
+		for k := at; k >= 0 && body[k] == '\\'; k-- {
+			backslashes++
+		}
+		if backslashes%2 == 1 {
+			return true
+		}
+		i = at + 1
+	}
 }

@@ -74,6 +74,7 @@ func TestHandlerHTTPContract(t *testing.T) {
 	subAltered := withFields(t, sub, map[string]any{"type": "customer.subscription.deleted", "pending_webhooks": 7})
 	chargeAltered := withFields(t, charge, map[string]any{"type": "customer.subscription.updated"})
 	exactlyMax := padTo(t, sub, webhook.MaxBodyBytes)
+	escapedNUL := bytes.Replace(sub, []byte(`"u_48213"`), []byte(`"u_48\\u000013"`), 1) // a backslash, then the text u0000
 	overMax := padTo(t, sub, webhook.MaxBodyBytes+1)
 	overMaxLots := padTo(t, sub, 3*webhook.MaxBodyBytes)
 
@@ -104,6 +105,8 @@ func TestHandlerHTTPContract(t *testing.T) {
 		// valid signature, new event, stored → 200 accepted
 		{name: "accepted/subscription event", req: signed(sub), wantCode: 200, wantStatus: "accepted",
 			wantOutcome: metrics.OutcomeAccepted, wantStored: subUpdated.stored(sub), wantNotify: 1},
+		{name: "accepted/an escaped backslash before u0000 is text", req: signed(escapedNUL), wantCode: 200, wantStatus: "accepted",
+			wantOutcome: metrics.OutcomeAccepted, wantStored: subUpdated.stored(escapedNUL), wantNotify: 1},
 		{name: "accepted/invoice event through its subscription", req: signed(inv), wantCode: 200, wantStatus: "accepted",
 			wantOutcome: metrics.OutcomeAccepted, wantStored: invoicePaid.stored(inv), wantNotify: 1},
 		{name: "accepted/body of exactly 1 MiB", req: signed(exactlyMax), wantCode: 200, wantStatus: "accepted",
