@@ -20,13 +20,10 @@ func (a *Applier) RunOnce(ctx context.Context, drain time.Duration) (int, error)
 	}
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.BatchTimeout)
 	defer cancel()
-	var drainTimer *time.Timer
-	stop := context.AfterFunc(ctx, func() { drainTimer = time.AfterFunc(cmp.Or(drain, a.cfg.Drain), cancel) })
-	defer func() {
-		if !stop() && drainTimer != nil {
-			drainTimer.Stop()
-		}
-	}()
+	// When ctx ends, the batch under way gets drain more; a timer firing
+	// after RunOnce returned cancels a context already cancelled.
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(cmp.Or(drain, a.cfg.Drain), cancel) })
+	defer stop()
 	b, evs, err := a.store.ClaimBatch(bctx, a.cfg.BatchSize)
 	if err != nil || b == nil {
 		return 0, err
