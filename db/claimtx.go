@@ -9,7 +9,7 @@ import (
 	"github.com/subsync/subsync/reconcile"
 )
 
-// Batch is a transaction that holds a claimed batch of inbox events: their
+// batch is a transaction that holds a claimed batch of inbox events: their
 // rows stay locked (FOR UPDATE) until it commits or rolls back, so other
 // workers and replicas skip them (SKIP LOCKED), and a worker that dies
 // mid-batch loses nothing: its transaction rolls back and the events are
@@ -20,7 +20,7 @@ import (
 // (synchronous_commit off): what it writes is derived from events already
 // stored durably, so a crash that loses its commit leaves them pending, and
 // they are applied again.
-type Batch struct {
+type batch struct {
 	d  *DB
 	tx *sqlx.Tx
 }
@@ -65,14 +65,14 @@ func (d *DB) claim(ctx context.Context, query string, arg any) (reconcile.Batch,
 		_ = tx.Rollback()
 		return nil, nil, nil
 	}
-	return &Batch{d: d, tx: tx}, evs, nil
+	return &batch{d: d, tx: tx}, evs, nil
 }
 
 // Lock takes the advisory locks of the subscriptions ids, in sorted order,
 // and returns their stored rows, read once the locks are held. Every writer
 // of a subscription takes its lock, so a state fetched from Stripe after
 // Lock is not older than anything written before.
-func (b *Batch) Lock(ctx context.Context, ids []string) (map[string]reconcile.Subscription, error) {
+func (b *batch) Lock(ctx context.Context, ids []string) (map[string]reconcile.Subscription, error) {
 	if len(ids) == 0 {
 		return map[string]reconcile.Subscription{}, nil
 	}
@@ -81,16 +81,16 @@ func (b *Batch) Lock(ctx context.Context, ids []string) (map[string]reconcile.Su
 
 // Write writes w (rows, outbox, notifications and the events' results) in
 // one statement.
-func (b *Batch) Write(ctx context.Context, w reconcile.BatchWrite) error {
+func (b *batch) Write(ctx context.Context, w reconcile.BatchWrite) error {
 	return b.d.writeBatch(ctx, b.tx, w)
 }
 
 // Commit commits the batch.
-func (b *Batch) Commit() error {
+func (b *batch) Commit() error {
 	return b.d.observe("apply_batch_commit", b.tx.Commit())
 }
 
 // Rollback abandons the batch: its events are due again, as they were.
-func (b *Batch) Rollback() {
+func (b *batch) Rollback() {
 	_ = b.tx.Rollback()
 }

@@ -121,8 +121,9 @@ func (r *Reconciler) catchUpBatch(ctx context.Context, rn *run, batch []*stripe.
 			continue
 		}
 		body, err := json.Marshal(ev)
+		var env Envelope
 		if err == nil {
-			_, err = DecodeEvent(body)
+			env, err = ReadEnvelope(body)
 		}
 		if err != nil {
 			rn.errors.Add(1)
@@ -133,7 +134,7 @@ func (r *Reconciler) catchUpBatch(ctx context.Context, rn *run, batch []*stripe.
 			ID: ev.ID, Type: string(ev.Type), APIVersion: clipN(ev.APIVersion, 64),
 			Created: time.Unix(ev.Created, 0).UTC(), Livemode: ev.Livemode,
 			Source: SourceCatchup, Status: StatusPending,
-			SubscriptionID: SubscriptionIDOf(ev), Payload: body,
+			SubscriptionID: env.SubscriptionID(), Payload: body,
 		}
 		byID[ev.ID] = ne
 		evs = append(evs, ne)

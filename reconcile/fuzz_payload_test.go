@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stripe/stripe-go/v76"
-
 	"github.com/subsync/subsync/reconcile"
 )
 
@@ -64,8 +62,7 @@ func FuzzSubscriptionPayload(f *testing.F) {
 	}
 	r := &reconcile.Resolver{Plans: plans}
 	f.Fuzz(func(t *testing.T, obj []byte) {
-		ev := &stripe.Event{Type: "customer.subscription.updated", Data: &stripe.EventData{Raw: obj}}
-		sub, err := r.SubscriptionFromPayload(ev)
+		sub, err := r.SubscriptionFromObject(obj)
 		if err != nil {
 			if sub != nil || !errors.Is(err, reconcile.ErrUnreadable) {
 				t.Fatalf("error %v (subscription %v) is not ErrUnreadable", err, sub != nil)

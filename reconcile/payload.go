@@ -13,21 +13,10 @@ import (
 // ignored with the reason, and no row is written.
 var ErrUnreadable = stripeapi.ErrUnreadable
 
-// SubscriptionFromPayload reads the subscription an event carries, whatever
-// API version it was rendered in (see stripeapi.DecodeSubscription): the
-// period from the items when the subscription has none, a plan as the
-// price when an item has no price, a lone top-level plan as the one item.
-// The plan item is chosen as Desired chooses it, so the period read is the
-// plan's.
-func (r *Resolver) SubscriptionFromPayload(ev *stripe.Event) (*stripe.Subscription, error) {
-	if ev == nil || ev.Data == nil || len(ev.Data.Raw) == 0 {
-		return nil, fmt.Errorf("%w: event without data.object", ErrUnreadable)
-	}
-	return r.SubscriptionFromObject(ev.Data.Raw)
-}
-
-// SubscriptionFromObject reads a subscription object of any API version,
-// as SubscriptionFromPayload does.
+// SubscriptionFromObject reads an event's data.object as a subscription,
+// whatever the API version it was rendered in (stripeapi.DecodeSubscription,
+// with the plan item chosen as Desired chooses it). An object it cannot read
+// is ErrUnreadable.
 func (r *Resolver) SubscriptionFromObject(raw []byte) (*stripe.Subscription, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: event without data.object", ErrUnreadable)
