@@ -27,13 +27,12 @@ type eventRow struct {
 	SubscriptionID string     `json:"subscription_id"`
 }
 
-// writeBatchSQL writes a reconcile.BatchWrite in one round trip. The upsert keeps the
+// upsertAndQueueSQL is the head of the statements that write what
+// applying events caused: the rows of $1, through an upsert that keeps the
 // guard (an older Stripe state never overwrites a newer one) even though
-// the rows were folded under the subscriptions' locks; updated_at moves only
-// when a tracked field changed. Each event counts one more attempt. The
-// notifications are sent by the same statement, so the transaction takes
-// the commit-time NOTIFY lock once, however many changes it holds.
-const writeBatchSQL = `
+// the rows were folded under the subscriptions' locks, with updated_at
+// moving only when a tracked field changed; and the outbox rows of $2.
+const upsertAndQueueSQL = `
 WITH upserted AS (
     INSERT INTO user_subscriptions AS s (stripe_subscription_id, user_id, stripe_customer_id, stripe_price_id,
         plan_id, billing_period, status, current_period_start, current_period_end, cancel_at_period_end,
@@ -65,7 +64,15 @@ WITH upserted AS (
     SELECT o.user_id, o.cache_key, o.subscription_id
     FROM jsonb_to_recordset($2::jsonb) AS o(user_id text, cache_key text, subscription_id text)
     RETURNING 1
-), finished AS (
+)`
+
+// writeBatchSQL writes a reconcile.BatchWrite in one round trip: the rows
+// and outbox, and the results of the claimed events in $3, each counting
+// one more attempt. The notifications are sent by the same statement, so
+// the transaction takes the commit-time NOTIFY lock once, however many
+// changes it holds; the batch's transaction commits without waiting for
+// its WAL flush, so it holds that lock briefly.
+const writeBatchSQL = upsertAndQueueSQL + `, finished AS (
     UPDATE stripe_webhook_events e SET
         status = u.status,
         last_error = NULLIF(u.error, ''),
@@ -82,27 +89,28 @@ SELECT (SELECT count(*) FROM upserted) AS upserted, (SELECT count(*) FROM queued
     (SELECT count(*) FROM finished) AS finished,
     (SELECT count(pg_notify($4, n)) FROM unnest($5::text[]) AS n) AS notified`
 
+// storeSettledSQL stores new events ($3, see insertEventsSQL), the settled
+// ones with their results, and writes what the settled ones caused, in one
+// round trip. It sends no notification: its transaction waits for its WAL
+// flush (the events must be durable before they are acknowledged), and a
+// NOTIFY would hold the database-wide commit lock through that flush; the
+// changes are announced right after the commit instead (notifyChanges).
+var storeSettledSQL = upsertAndQueueSQL + insertEventsSQL("$3")
+
 // writeBatch runs writeBatchSQL for w in tx.
 func (d *DB) writeBatch(ctx context.Context, tx *sqlx.Tx, w reconcile.BatchWrite) error {
 	if len(w.Rows) == 0 && len(w.Changes) == 0 && len(w.Events) == 0 {
 		return nil
 	}
-	rows := w.Rows
-	if rows == nil {
-		rows = []reconcile.Subscription{}
+	rows, outbox, notes, err := d.writeArgs(w)
+	if err != nil {
+		return err
 	}
-	outbox := []outboxRow{}
-	notes := make([]string, 0, len(w.Changes))
-	for _, c := range w.Changes {
-		if d.cacheKey != "" {
-			outbox = append(outbox, outboxRow{UserID: c.UserID, SubscriptionID: c.SubscriptionID,
-				CacheKey: strings.ReplaceAll(d.cacheKey, "{user_id}", c.UserID)})
-		}
-		p, err := json.Marshal(ChangeNotification{UserID: c.UserID, SubscriptionID: c.SubscriptionID})
-		if err != nil {
-			return err
-		}
-		notes = append(notes, string(p))
+	var n struct {
+		Upserted int `db:"upserted"`
+		Queued   int `db:"queued"`
+		Finished int `db:"finished"`
+		Notified int `db:"notified"`
 	}
 	events := make([]eventRow, len(w.Events))
 	for i, r := range w.Events {
@@ -111,27 +119,63 @@ func (d *DB) writeBatch(ctx context.Context, tx *sqlx.Tx, w reconcile.BatchWrite
 			events[i].RetryAt = &r.RetryAt
 		}
 	}
-	args := make([][]byte, 3)
-	for i, v := range []any{rows, outbox, events} {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		args[i] = b
+	results, err := json.Marshal(events)
+	if err != nil {
+		return err
 	}
-	var n struct {
-		Upserted int `db:"upserted"`
-		Queued   int `db:"queued"`
-		Finished int `db:"finished"`
-		Notified int `db:"notified"`
-	}
-	err := tx.GetContext(ctx, &n, writeBatchSQL, string(args[0]), string(args[1]), string(args[2]),
-		ChangeChannel, pq.Array(notes))
+	err = d.getIn(ctx, tx, &n, writeBatchSQL, rows, outbox, string(results), ChangeChannel, pq.Array(notes))
 	if err := d.observe("write_batch", err); err != nil {
 		return fmt.Errorf("write %d subscriptions and %d event results: %w", len(w.Rows), len(w.Events), err)
 	}
 	return nil
 }
+
+// writeArgs renders a write's rows and outbox rows as JSON documents for
+// upsertAndQueueSQL, and its changes as ChangeChannel payloads.
+func (d *DB) writeArgs(w reconcile.BatchWrite) (rows, outbox string, notes []string, err error) {
+	subs := w.Rows
+	if subs == nil {
+		subs = []reconcile.Subscription{}
+	}
+	queue := []outboxRow{}
+	notes = make([]string, 0, len(w.Changes))
+	for _, c := range w.Changes {
+		if d.cacheKey != "" {
+			queue = append(queue, outboxRow{UserID: c.UserID, SubscriptionID: c.SubscriptionID,
+				CacheKey: strings.ReplaceAll(d.cacheKey, "{user_id}", c.UserID)})
+		}
+		p, err := json.Marshal(ChangeNotification{UserID: c.UserID, SubscriptionID: c.SubscriptionID})
+		if err != nil {
+			return "", "", nil, err
+		}
+		notes = append(notes, string(p))
+	}
+	r, err := json.Marshal(subs)
+	if err != nil {
+		return "", "", nil, err
+	}
+	o, err := json.Marshal(queue)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return string(r), string(o), notes, nil
+}
+
+// notifyChanges announces changes on ChangeChannel in a statement of its
+// own, outside any transaction that writes (see storeSettledSQL).
+func (d *DB) notifyChanges(ctx context.Context, changes []reconcile.Change) {
+	_, _, notes, err := d.writeArgs(reconcile.BatchWrite{Changes: changes})
+	if err == nil && len(notes) > 0 {
+		_, err = d.x.ExecContext(ctx, `SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n`, ChangeChannel, pq.Array(notes))
+	}
+	_ = d.observe("notify_changes", err)
+}
+
+const lockSubscriptionsSQL = `SELECT pg_advisory_xact_lock(hashtextextended(id, 7071))
+	FROM (SELECT id FROM unnest($1::text[]) AS u(id) ORDER BY id) AS sorted`
+
+var readLockedSQL = `SELECT ` + subscriptionColumns + ` FROM user_subscriptions
+	WHERE stripe_subscription_id = ANY($1) FOR UPDATE`
 
 // lockSubscriptions takes the advisory locks of ids in sorted order (so
 // two batches never deadlock; every writer of a subscription takes the
@@ -140,16 +184,14 @@ func (d *DB) lockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(id, 7071))
-		FROM (SELECT id FROM unnest($1::text[]) AS u(id) ORDER BY id) AS sorted`, pq.Array(ids))
+	err := d.execIn(ctx, tx, lockSubscriptionsSQL, pq.Array(ids))
 	if err := d.observe("lock_subscriptions", err); err != nil {
 		return nil, fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
 	}
 	// A statement of its own, so that its snapshot, taken after the locks,
 	// sees every write committed by the writers it waited for.
 	var stored []reconcile.Subscription
-	err = tx.SelectContext(ctx, &stored, `SELECT `+subscriptionColumns+` FROM user_subscriptions
-		WHERE stripe_subscription_id = ANY($1) FOR UPDATE`, pq.Array(ids))
+	err = d.selectIn(ctx, tx, &stored, readLockedSQL, pq.Array(ids))
 	if err := d.observe("select_subscriptions", err); err != nil {
 		return nil, fmt.Errorf("read %d subscriptions: %w", len(ids), err)
 	}

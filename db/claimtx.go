@@ -55,7 +55,7 @@ func (d *DB) claim(ctx context.Context, query string, arg any) (reconcile.Batch,
 	var evs []reconcile.ClaimedEvent
 	_, err = tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`)
 	if err == nil {
-		err = tx.SelectContext(ctx, &evs, query, arg)
+		err = d.selectIn(ctx, tx, &evs, query, arg)
 	}
 	if err := d.observe("claim_events", err); err != nil {
 		_ = tx.Rollback()

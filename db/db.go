@@ -48,6 +48,7 @@ type DB struct {
 	url      string
 	metrics  *metrics.Metrics
 	cacheKey string
+	stmts    preparedSet
 }
 
 // CheckURL reports whether u is a Postgres URL lib/pq can use: not empty
@@ -90,7 +91,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 }
 
 // Close closes every connection.
-func (d *DB) Close() error { return d.x.Close() }
+func (d *DB) Close() error {
+	d.closePrepared()
+	return d.x.Close()
+}
 
 // X returns the underlying sqlx handle, for tests and tools.
 func (d *DB) X() *sqlx.DB { return d.x }

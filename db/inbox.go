@@ -1,6 +1,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/subsync/subsync/reconcile"
 )
@@ -49,36 +51,74 @@ func (d *DB) InsertEvents(ctx context.Context, evs []reconcile.NewEvent) ([]stri
 // insertEvents stores the events not stored yet in one statement (their
 // ids must differ) and returns the ids it inserted.
 func (d *DB) insertEvents(ctx context.Context, evs []reconcile.NewEvent) ([]string, error) {
+	return d.storeEvents(ctx, nil, evs, nil)
+}
+
+// insertEventsSQL stores the events of the JSON array in parameter param
+// (see eventsDocument) that are not stored yet, and returns the ids it
+// inserted. An event settled as it is stored comes with its final status,
+// its one attempt and its reason.
+func insertEventsSQL(param string) string {
+	return `
+		INSERT INTO stripe_webhook_events
+			(id, type, api_version, stripe_created_at, livemode, source, status, subscription_id, payload,
+			processed_at, attempts, last_error)
+		SELECT e.id, e.type, NULLIF(e.api_version, ''), to_timestamp(e.created), e.livemode, e.source, e.status,
+			NULLIF(e.subscription_id, ''), e.payload, CASE WHEN e.status IN ('applied', 'ignored') THEN now() END,
+			COALESCE(e.attempts, 0), NULLIF(e.error, '')
+		FROM jsonb_to_recordset(` + param + `::jsonb) AS e(id text, type text, api_version text,
+			created double precision, livemode boolean, source text, status text, subscription_id text,
+			payload jsonb, attempts int, error text)
+		ON CONFLICT (id) DO NOTHING
+		RETURNING id`
+}
+
+var insertEventsOnlySQL = insertEventsSQL("$1")
+
+// storeEvents stores the events not stored yet in one statement run in tx,
+// or on its own when tx is nil (their ids must differ), and returns the ids it inserted. With a
+// Settlement, the same statement stores the settled events with their
+// results and writes what they caused (see storeSettledSQL).
+func (d *DB) storeEvents(ctx context.Context, tx *sqlx.Tx, evs []reconcile.NewEvent, s *reconcile.Settlement) ([]string, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
 	// In id order: two statements inserting overlapping ids in different
 	// orders (a webhook batch and a catch-up page, say) would deadlock.
 	evs = slices.SortedFunc(slices.Values(evs), func(a, b reconcile.NewEvent) int { return strings.Compare(a.ID, b.ID) })
-	doc, err := eventsDocument(evs)
+	var results map[string]reconcile.EventResult
+	if s != nil {
+		results = make(map[string]reconcile.EventResult, len(s.Write.Events))
+		for _, r := range s.Write.Events {
+			results[r.ID] = r
+		}
+	}
+	doc, err := eventsDocument(evs, results)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d events: %w", len(evs), err)
 	}
 	var out []string
-	err = d.x.SelectContext(ctx, &out, `
-		INSERT INTO stripe_webhook_events
-			(id, type, api_version, stripe_created_at, livemode, source, status, subscription_id, payload, processed_at)
-		SELECT e.id, e.type, NULLIF(e.api_version, ''), to_timestamp(e.created), e.livemode, e.source, e.status,
-			NULLIF(e.subscription_id, ''), e.payload, CASE WHEN e.status = 'ignored' THEN now() END
-		FROM jsonb_to_recordset($1::jsonb) AS e(id text, type text, api_version text, created double precision,
-			livemode boolean, source text, status text, subscription_id text, payload jsonb)
-		ON CONFLICT (id) DO NOTHING
-		RETURNING id`, doc)
-	if err := d.observe("insert_events", err); err != nil {
+	op, query, args := "insert_events", insertEventsOnlySQL, []any{doc}
+	if s != nil {
+		op, query = "store_settled_events", storeSettledSQL
+		rows, outbox, _, err := d.writeArgs(s.Write)
+		if err != nil {
+			return nil, fmt.Errorf("insert %d events: %w", len(evs), err)
+		}
+		args = []any{rows, outbox, doc}
+	}
+	err = d.selectIn(ctx, tx, &out, query, args...)
+	if err := d.observe(op, err); err != nil {
 		return nil, fmt.Errorf("insert %d events: %w", len(evs), err)
 	}
 	return out, nil
 }
 
-// eventsDocument renders events as one JSON array for insertEvents, each
-// payload spliced in as it came (it is already JSON): no per-event escaping
-// in Go, one parse in Postgres.
-func eventsDocument(evs []reconcile.NewEvent) (string, error) {
+// eventsDocument renders events as one JSON array for insertEventsSQL,
+// each payload spliced in as it came (it is already JSON): no per-event
+// escaping in Go, one parse in Postgres. An event with a result in settled
+// is rendered with it.
+func eventsDocument(evs []reconcile.NewEvent, settled map[string]reconcile.EventResult) (string, error) {
 	type head struct {
 		ID             string  `json:"id"`
 		Type           string  `json:"type"`
@@ -88,6 +128,8 @@ func eventsDocument(evs []reconcile.NewEvent) (string, error) {
 		Source         string  `json:"source"`
 		Status         string  `json:"status"`
 		SubscriptionID string  `json:"subscription_id"`
+		Attempts       int     `json:"attempts,omitempty"`
+		Error          string  `json:"error,omitempty"`
 	}
 	size := 2
 	for _, ev := range evs {
@@ -98,14 +140,20 @@ func eventsDocument(evs []reconcile.NewEvent) (string, error) {
 	b.WriteByte('[')
 	for i, ev := range evs {
 		created := float64(ev.Created.UnixMicro()) / 1e6
-		h, err := json.Marshal(head{ev.ID, ev.Type, ev.APIVersion, created, ev.Livemode, ev.Source, ev.Status, ev.SubscriptionID})
+		h := head{ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, Created: created, Livemode: ev.Livemode,
+			Source: ev.Source, Status: ev.Status, SubscriptionID: ev.SubscriptionID}
+		if r, ok := settled[ev.ID]; ok {
+			h.Status, h.Attempts, h.Error = r.Status, 1, truncate(r.Error, 2000)
+			h.SubscriptionID = cmp.Or(h.SubscriptionID, r.SubscriptionID)
+		}
+		hb, err := json.Marshal(h)
 		if err != nil {
 			return "", err
 		}
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.Write(h[:len(h)-1])
+		b.Write(hb[:len(hb)-1])
 		b.WriteString(`,"payload":`)
 		b.Write(ev.Payload)
 		b.WriteByte('}')

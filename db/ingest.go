@@ -21,6 +21,12 @@ type IngestConfig struct {
 	// Timeout bounds one statement; its requests fail as unavailable past
 	// it. Default 10s.
 	Timeout time.Duration
+	// Settler, when set, applies the events it can in the transaction that
+	// stores them (see reconcile.Settler).
+	Settler reconcile.Settler
+	// Stored, when set, is called after a commit that stored events left
+	// pending, to wake the appliers.
+	Stored func()
 }
 
 // Ingester stores webhook events for concurrent requests in shared
@@ -136,12 +142,16 @@ func (g *Ingester) flush(batch []*ingestReq) {
 			evs = append(evs, r.ev)
 		}
 	}
-	ids, err := g.d.insertEvents(ctx, evs)
+	ids, s, err := g.store(ctx, evs)
 	if errors.Is(err, ErrInvalidData) && len(evs) > 1 {
 		alone := make(map[string]error, len(evs))
+		var inserted []string
 		for _, ev := range evs {
 			var ok bool
 			ok, alone[ev.ID] = g.d.InsertEvent(ctx, ev)
+			if ok {
+				inserted = append(inserted, ev.ID)
+			}
 			first[ev.ID].done <- ingestResult{inserted: ok, err: alone[ev.ID]}
 		}
 		for _, r := range batch {
@@ -149,13 +159,88 @@ func (g *Ingester) flush(batch []*ingestReq) {
 				r.done <- ingestResult{err: alone[r.ev.ID]}
 			}
 		}
+		g.stored(ctx, evs, inserted, nil)
 		return
 	}
-	stored := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		stored[id] = true
-	}
+	stored := setOf(ids)
 	for _, r := range batch {
 		r.done <- ingestResult{inserted: err == nil && first[r.ev.ID] == r && stored[r.ev.ID], err: err}
 	}
+	if err == nil {
+		g.stored(ctx, evs, ids, s)
+	}
+}
+
+// store stores evs in one statement and transaction, settling those the
+// Settler can; it returns the ids it inserted and the settlement
+// committed, if any. When settling fails, or Postgres refuses what it
+// would write, the events are stored as they came, pending, for the
+// workers, which isolate what cannot be written.
+func (g *Ingester) store(ctx context.Context, evs []reconcile.NewEvent) ([]string, *reconcile.Settlement, error) {
+	if g.cfg.Settler != nil {
+		ids, s, err := g.storeSettled(ctx, evs)
+		if err == nil || errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+			return ids, s, err
+		}
+	}
+	ids, err := g.d.insertEvents(ctx, evs)
+	return ids, nil, err
+}
+
+// stored follows a commit, once its requests are answered: it reports the
+// settled events, announces their changes, and wakes the appliers when an
+// inserted event was left pending.
+func (g *Ingester) stored(ctx context.Context, evs []reconcile.NewEvent, inserted []string, s *reconcile.Settlement) {
+	ins := setOf(inserted)
+	if s != nil {
+		g.cfg.Settler.Settled(s, ins)
+		if len(s.Write.Changes) > 0 {
+			g.d.notifyChanges(ctx, s.Write.Changes)
+		}
+	}
+	if g.cfg.Stored == nil {
+		return
+	}
+	settled := map[string]bool{}
+	if s != nil {
+		for _, r := range s.Write.Events {
+			settled[r.ID] = true
+		}
+	}
+	for _, ev := range evs {
+		if ins[ev.ID] && ev.Status == reconcile.StatusPending && !settled[ev.ID] {
+			g.cfg.Stored()
+			return
+		}
+	}
+}
+
+// storeSettled stores evs in a transaction of its own, settling what the
+// Settler settles under the locks that transaction takes.
+func (g *Ingester) storeSettled(ctx context.Context, evs []reconcile.NewEvent) ([]string, *reconcile.Settlement, error) {
+	tx, err := g.d.x.BeginTxx(ctx, nil)
+	if err := g.d.observe("store_settled_events", err); err != nil {
+		return nil, nil, fmt.Errorf("store %d events: begin: %w", len(evs), err)
+	}
+	defer tx.Rollback()
+	s, err := g.cfg.Settler.Settle(ctx, &batch{d: g.d, tx: tx}, evs)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := g.d.storeEvents(ctx, tx, evs, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := g.d.observe("store_settled_events", tx.Commit()); err != nil {
+		return nil, nil, fmt.Errorf("store %d events: commit: %w", len(evs), err)
+	}
+	return ids, s, nil
+}
+
+func setOf(ids []string) map[string]bool {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
 }

@@ -60,6 +60,7 @@ type Applier struct {
 	resolver *Resolver
 	wake     chan struct{}
 	log      *slog.Logger
+	settler  *Applier // the same, with a resolver that never calls Stripe (see Settle)
 }
 
 // NewApplier builds an Applier.
@@ -81,7 +82,9 @@ func NewApplier(cfg ApplierConfig, store Inbox, sg SubscriptionGetter, r *Resolv
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Applier{cfg: cfg, store: store, stripe: sg, resolver: r, wake: make(chan struct{}, 1), log: log}
+	a := &Applier{cfg: cfg, store: store, stripe: sg, resolver: r, wake: make(chan struct{}, 1), log: log}
+	a.settler = newSettler(a)
+	return a
 }
 
 // Notify wakes a worker: new events are in the inbox.

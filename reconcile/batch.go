@@ -67,13 +67,7 @@ type outcome struct {
 func (a *Applier) apply(ctx context.Context, b Batch, evs []ClaimedEvent, alone bool) error {
 	start := a.cfg.Clock()
 	groups := groupBySubscription(evs)
-	var ids []string
-	for _, g := range groups {
-		if g.subID != "" && g.bad == nil {
-			ids = append(ids, g.subID)
-		}
-	}
-	stored, err := b.Lock(ctx, ids)
+	stored, err := b.Lock(ctx, lockIDs(groups))
 	if err != nil {
 		b.Rollback()
 		return err

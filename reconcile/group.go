@@ -49,6 +49,17 @@ func groupBySubscription(evs []ClaimedEvent) []group {
 	return out
 }
 
+// lockIDs are the subscriptions whose locks applying groups takes.
+func lockIDs(groups []group) []string {
+	var ids []string
+	for _, g := range groups {
+		if g.subID != "" && g.bad == nil {
+			ids = append(ids, g.subID)
+		}
+	}
+	return ids
+}
+
 // permanent marks errors that retrying cannot fix: the event is ignored
 // with its reason recorded.
 type permanent struct{ err error }

@@ -109,15 +109,19 @@ func (a *app) serve(ctx context.Context) error {
 		Mode: a.cfg.ApplyMode, Workers: a.cfg.ApplyWorkers, BatchSize: a.cfg.ApplyBatchSize,
 		Logger: log, Metrics: a.metrics,
 	}, a.db, a.stripe, a.resolve)
-	// Webhook events are stored in shared commits; the applier here wakes at
-	// once, other replicas through one coalesced NOTIFY sent outside them.
-	ingest := a.db.NewIngester(db.IngestConfig{})
-	defer ingest.Close()
+	// Webhook events are stored in shared commits; in payload mode those
+	// that need no Stripe call are applied by the same commit. For events
+	// left pending the applier here wakes at once, other replicas through
+	// one coalesced NOTIFY sent outside those commits.
 	inboxNotifier := a.db.NewNotifier(db.InboxChannel, 0)
+	ingest := a.db.NewIngester(db.IngestConfig{
+		Settler: applier,
+		Stored:  func() { applier.Notify(); inboxNotifier.Poke() },
+	})
+	defer ingest.Close()
 	hook, err := webhook.New(webhook.Config{
 		Secrets: a.cfg.WebhookSecrets, Tolerance: a.cfg.WebhookTolerance,
 		Logger: log, Metrics: a.metrics,
-		Notify: func() { applier.Notify(); inboxNotifier.Poke() },
 	}, ingest)
 	if err != nil {
 		// The secrets are STRIPE_WEBHOOK_SECRET, validated by parseConfig.

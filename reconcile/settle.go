@@ -1,0 +1,137 @@
+package reconcile
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+)
+
+// In payload mode a subscription event carries the state it announces, so
+// it can be applied by the transaction that stores it: the event row is
+// written once, already final, in the same commit as the subscription row
+// it changes, and no worker has to claim it. This is settling. An event
+// that needs Stripe (an invoice event, or a subscription whose user is
+// found only through its customer) is stored pending instead, and the
+// workers apply it as before.
+
+// Locker takes, in a transaction, the locks of subscriptions, as
+// Batch.Lock does.
+type Locker interface {
+	Lock(ctx context.Context, ids []string) (map[string]Subscription, error)
+}
+
+// Settler applies new events in the transaction that stores them.
+type Settler interface {
+	// Settle computes, under tx's locks, what the events of evs that can
+	// be applied without Stripe write. It returns nil when none can.
+	Settle(ctx context.Context, tx Locker, evs []NewEvent) (*Settlement, error)
+	// Settled reports the events of a committed Settlement that were
+	// stored; the others were already in the inbox.
+	Settled(s *Settlement, stored map[string]bool)
+}
+
+// Settlement is what settling a batch of new events writes: the rows and
+// changes they cause, and in Write.Events the result of each settled event
+// (applied, or ignored with its reason). An event without a result is
+// stored as it came, pending.
+type Settlement struct {
+	Write  BatchWrite
+	start  time.Time
+	groups []group
+	outs   []outcome
+}
+
+// errWouldFetch stops a settling computation that would call Stripe.
+var errWouldFetch = errors.New("needs a Stripe call: left to the workers")
+
+type noCustomers struct{}
+
+func (noCustomers) GetCustomer(context.Context, string) (*stripe.Customer, error) {
+	return nil, errWouldFetch
+}
+
+// Settle implements Settler. It settles nothing in refetch mode: there
+// every event is applied from a fetch, which a storing transaction must
+// not wait for.
+func (a *Applier) Settle(ctx context.Context, tx Locker, evs []NewEvent) (*Settlement, error) {
+	if a.cfg.Mode != ModePayload || a.settler == nil {
+		return nil, nil
+	}
+	now := a.cfg.Clock()
+	var claimed []ClaimedEvent
+	for _, ev := range evs {
+		if ev.Status != StatusPending || IsInvoiceEvent(ev.Type) {
+			continue
+		}
+		claimed = append(claimed, ClaimedEvent{
+			ID: ev.ID, Type: ev.Type, Created: ev.Created, Source: ev.Source, ReceivedAt: now,
+			APIVersion:     sql.NullString{String: ev.APIVersion, Valid: ev.APIVersion != ""},
+			SubscriptionID: sql.NullString{String: ev.SubscriptionID, Valid: ev.SubscriptionID != ""},
+			Payload:        ev.Payload,
+		})
+	}
+	if len(claimed) == 0 {
+		return nil, nil
+	}
+	groups := groupBySubscription(claimed)
+	stored, err := tx.Lock(ctx, lockIDs(groups))
+	if err != nil {
+		return nil, err
+	}
+	s := &Settlement{start: now}
+	for _, g := range groups {
+		var cur *Subscription
+		if row, ok := stored[g.subID]; ok {
+			cur = &row
+		}
+		o := a.settler.compute(ctx, g, cur)
+		if o.err != nil && !errors.As(o.err, new(permanent)) {
+			continue // stored pending: the workers apply it
+		}
+		if o.folded.Row != nil {
+			s.Write.Rows = append(s.Write.Rows, *o.folded.Row)
+		}
+		s.Write.Changes = append(s.Write.Changes, o.folded.Changes...)
+		s.Write.Events = append(s.Write.Events, a.results(g, o)...)
+		s.groups = append(s.groups, g)
+		s.outs = append(s.outs, o)
+	}
+	if len(s.groups) == 0 {
+		return nil, nil
+	}
+	return s, nil
+}
+
+// Settled implements Settler: it counts and logs the settled events that
+// were stored, as a worker does for the events it applies.
+func (a *Applier) Settled(s *Settlement, stored map[string]bool) {
+	if s == nil {
+		return
+	}
+	if m := a.cfg.Metrics; m != nil {
+		m.EventApplyDuration.Observe(a.cfg.Clock().Sub(s.start).Seconds())
+	}
+	for i, g := range s.groups {
+		g.evs = slices.DeleteFunc(slices.Clone(g.evs), func(ev ClaimedEvent) bool { return !stored[ev.ID] })
+		a.report(g, s.outs[i])
+	}
+}
+
+// newSettler is the Applier that settles for a: the same, but its
+// resolver never calls Stripe.
+func newSettler(a *Applier) *Applier {
+	if a.resolver == nil {
+		return nil
+	}
+	r := *a.resolver
+	if r.Customers != nil {
+		r.Customers = noCustomers{}
+	}
+	s := *a
+	s.resolver = &r
+	return &s
+}
