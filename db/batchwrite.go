@@ -188,10 +188,43 @@ func (d *DB) lockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (
 	if err := d.observe("lock_subscriptions", err); err != nil {
 		return nil, fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
 	}
-	// A statement of its own, so that its snapshot, taken after the locks,
-	// sees every write committed by the writers it waited for.
+	return d.readLocked(ctx, tx, readLockedSQL, ids)
+}
+
+// tryLockSubscriptions takes those of the advisory locks of ids that are
+// free, without waiting for the others, and returns the ids it locked and
+// their stored rows, read after the locks are held. The rows are locked
+// NOWAIT too: a writer that holds one without the advisory lock (not
+// subsyncd) makes it fail rather than wait.
+func (d *DB) tryLockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]bool, map[string]reconcile.Subscription, error) {
+	var locked []string
+	err := d.selectIn(ctx, tx, &locked, tryLockSubscriptionsSQL, pq.Array(ids))
+	if err := d.observe("lock_subscriptions", err); err != nil {
+		return nil, nil, fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
+	}
+	stored, err := d.readLocked(ctx, tx, readLockedNowaitSQL, locked)
+	if err != nil {
+		return nil, nil, err
+	}
+	held := make(map[string]bool, len(locked))
+	for _, id := range locked {
+		held[id] = true
+	}
+	return held, stored, nil
+}
+
+const tryLockSubscriptionsSQL = `SELECT id FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS u(id)) AS ids
+	WHERE pg_try_advisory_xact_lock(hashtextextended(id, 7071))`
+
+var readLockedNowaitSQL = readLockedSQL + ` NOWAIT`
+
+// readLocked reads the stored rows of ids with query (readLockedSQL or
+// readLockedNowaitSQL), in a statement of its own, so that its snapshot,
+// taken after the advisory locks, sees every write committed by the
+// writers that held them.
+func (d *DB) readLocked(ctx context.Context, tx *sqlx.Tx, query string, ids []string) (map[string]reconcile.Subscription, error) {
 	var stored []reconcile.Subscription
-	err = d.selectIn(ctx, tx, &stored, readLockedSQL, pq.Array(ids))
+	err := d.selectIn(ctx, tx, &stored, query, pq.Array(ids))
 	if err := d.observe("select_subscriptions", err); err != nil {
 		return nil, fmt.Errorf("read %d subscriptions: %w", len(ids), err)
 	}

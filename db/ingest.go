@@ -15,8 +15,11 @@ import (
 type IngestConfig struct {
 	// MaxBatch bounds the events stored by one statement; default 64.
 	MaxBatch int
-	// Flushers is how many statements may be in flight at once; default 2.
-	// While one waits for its commit, the next batch gathers.
+	// Flushers is how many transactions may be in flight at once; default
+	// 1: while one commits, the next batch gathers. Measured on 2 cores
+	// under 16 and 64 concurrent senders, a second flusher stored no more
+	// events per second, in smaller batches, for a quarter more CPU per
+	// event and a higher p99.
 	Flushers int
 	// Timeout bounds one statement; its requests fail as unavailable past
 	// it. Default 10s.
@@ -62,7 +65,7 @@ var ErrIngesterClosed = fmt.Errorf("event ingester closed: %w", ErrUnavailable)
 // NewIngester starts an Ingester's flushers; Close stops them.
 func (d *DB) NewIngester(cfg IngestConfig) *Ingester {
 	cfg.MaxBatch = cmp.Or(cfg.MaxBatch, 64)
-	cfg.Flushers = cmp.Or(cfg.Flushers, 2)
+	cfg.Flushers = cmp.Or(cfg.Flushers, 1)
 	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Second)
 	g := &Ingester{d: d, cfg: cfg, reqs: make(chan *ingestReq, cfg.MaxBatch*cfg.Flushers)}
 	for range cfg.Flushers {

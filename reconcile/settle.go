@@ -15,13 +15,18 @@ import (
 // written once, already final, in the same commit as the subscription row
 // it changes, and no worker has to claim it. This is settling. An event
 // that needs Stripe (an invoice event, or a subscription whose user is
-// found only through its customer) is stored pending instead, and the
-// workers apply it as before.
+// found only through its customer), or whose subscription another writer
+// holds at that moment, is stored pending instead, and the workers apply
+// it as before: a storing transaction, on which every webhook's answer
+// waits, never waits for Stripe or for a subscription's lock.
 
-// Locker takes, in a transaction, the locks of subscriptions, as
-// Batch.Lock does.
+// Locker takes, in a transaction, the locks of subscriptions that every
+// writer takes (see Batch.Lock), but only those free now: a storing
+// transaction never waits for one.
 type Locker interface {
-	Lock(ctx context.Context, ids []string) (map[string]Subscription, error)
+	// TryLock takes those of the locks of ids that are free now and
+	// returns which it took and their stored rows, read once they are held.
+	TryLock(ctx context.Context, ids []string) (locked map[string]bool, stored map[string]Subscription, err error)
 }
 
 // Settler applies new events in the transaction that stores them.
@@ -78,12 +83,15 @@ func (a *Applier) Settle(ctx context.Context, tx Locker, evs []NewEvent) (*Settl
 		return nil, nil
 	}
 	groups := groupBySubscription(claimed)
-	stored, err := tx.Lock(ctx, lockIDs(groups))
+	locked, stored, err := tx.TryLock(ctx, lockIDs(groups))
 	if err != nil {
 		return nil, err
 	}
 	s := &Settlement{start: now}
 	for _, g := range groups {
+		if g.subID != "" && g.bad == nil && !locked[g.subID] {
+			continue // another writer holds it (a worker fetching, say): stored pending
+		}
 		var cur *Subscription
 		if row, ok := stored[g.subID]; ok {
 			cur = &row

@@ -152,7 +152,8 @@ func TestSettlingEndsEventsAsTheWorkersDo(t *testing.T) {
 
 	// Settled as they are stored, through the ingester: the bodies
 	// concurrently, so that several share a transaction, then the one
-	// Postgres refuses.
+	// Postgres refuses. One flusher, so that no transaction finds a
+	// subscription held by another (TestSettlingNeverWaitsForALock).
 	d, m, a := newDB()
 	var mu sync.Mutex
 	wakes := 0
@@ -184,7 +185,7 @@ func TestSettlingEndsEventsAsTheWorkersDo(t *testing.T) {
 		}
 	})
 	<-listening
-	g := d.NewIngester(db.IngestConfig{MaxBatch: 8, Settler: a, Stored: func() { mu.Lock(); wakes++; mu.Unlock() }})
+	g := d.NewIngester(db.IngestConfig{MaxBatch: 8, Flushers: 1, Settler: a, Stored: func() { mu.Lock(); wakes++; mu.Unlock() }})
 	answers := make(map[string]int)
 	insert := func(b []byte) {
 		ev := newEvent(t, b)
@@ -253,5 +254,74 @@ func TestSettlingEndsEventsAsTheWorkersDo(t *testing.T) {
 	}
 	if r := got.rows["sub_pair"]; !strings.Contains(r, "|canceled|") {
 		t.Errorf("sub_pair row %q: want the newer state, canceled", r)
+	}
+}
+
+// A storing transaction never waits for a lock: an event whose
+// subscription another writer holds (a worker fetching from Stripe, say)
+// is stored pending at once, beside the others, which are settled; and a
+// row locked by someone that does not take subsyncd's locks makes the
+// whole transaction store its events pending rather than wait. The
+// workers apply them once the locks are gone.
+func TestSettlingNeverWaitsForALock(t *testing.T) {
+	t.Parallel()
+	f := newApplyFixture(t)
+	a := f.applier(t, reconcile.ModePayload)
+	price := f.prices["maquina_ANUAL"]
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	end := t0.Add(365 * 24 * time.Hour).Unix()
+	ctx := context.Background()
+	g := f.db.NewIngester(db.IngestConfig{Settler: a, Timeout: time.Minute})
+	defer g.Close()
+	insert := func(b []byte) {
+		t.Helper()
+		if _, err := g.InsertEvent(ctx, newEvent(t, b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert(payloadEvent("evt_row_first", "sub_row", "active", price, t0, end)) // a row to lock later
+
+	held, err := f.db.X().BeginTxx(ctx, nil) // another writer, holding sub_held's lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Exec(`SELECT pg_advisory_xact_lock(hashtextextended('sub_held', 7071))`); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, b := range [][]byte{
+		payloadEvent("evt_held", "sub_held", "active", price, t0, end),
+		payloadEvent("evt_free", "sub_free", "active", price, t0, end),
+	} {
+		wg.Go(func() { insert(b) })
+	}
+	wg.Wait()
+	st := eventStates(t, f.db)
+	if st["evt_held"].Status != reconcile.StatusPending || st["evt_free"].Status != reconcile.StatusApplied {
+		t.Fatalf("with sub_held's lock taken: evt_held %s, evt_free %s; want pending and applied", st["evt_held"].Status, st["evt_free"].Status)
+	}
+
+	rowLock, err := f.db.X().BeginTxx(ctx, nil) // an application's transaction, holding a row
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rowLock.Exec(`SELECT 1 FROM user_subscriptions WHERE stripe_subscription_id = 'sub_row' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	insert(payloadEvent("evt_row_locked", "sub_row", "canceled", price, t0.Add(time.Minute), end))
+	if s := eventStates(t, f.db)["evt_row_locked"]; s.Status != reconcile.StatusPending {
+		t.Fatalf("with sub_row's row locked: evt_row_locked %s, want pending", s.Status)
+	}
+
+	_ = held.Rollback()
+	_ = rowLock.Rollback()
+	drain(t, a)
+	for id, s := range eventStates(t, f.db) {
+		if s.Status != reconcile.StatusApplied || s.Attempts != 1 {
+			t.Errorf("%s: %s after %d attempts, want applied after 1", id, s.Status, s.Attempts)
+		}
+	}
+	if r := f.row(t, "sub_row"); r.Status != "canceled" {
+		t.Errorf("sub_row is %s, want canceled", r.Status)
 	}
 }
