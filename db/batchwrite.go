@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -188,43 +189,67 @@ func (d *DB) lockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (
 	if err := d.observe("lock_subscriptions", err); err != nil {
 		return nil, fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
 	}
-	return d.readLocked(ctx, tx, readLockedSQL, ids)
+	return d.readLocked(ctx, tx, ids)
 }
 
 // tryLockSubscriptions takes those of the advisory locks of ids that are
-// free, without waiting for the others, and returns the ids it locked and
-// their stored rows, read after the locks are held. The rows are locked
-// NOWAIT too: a writer that holds one without the advisory lock (not
-// subsyncd) makes it fail rather than wait.
-func (d *DB) tryLockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]bool, map[string]reconcile.Subscription, error) {
-	var locked []string
-	err := d.selectIn(ctx, tx, &locked, tryLockSubscriptionsSQL, pq.Array(ids))
+// free, without waiting for the others, and reads, once they are held,
+// their stored rows, and which of the events eventIDs are stored already.
+// The rows are locked NOWAIT too: a writer that holds one without the
+// advisory lock (not subsyncd) makes it fail, with errRowLocked, rather
+// than wait.
+func (d *DB) tryLockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids, eventIDs []string) (reconcile.Held, error) {
+	var got []struct {
+		Kind string `db:"kind"`
+		ID   string `db:"id"`
+	}
+	err := d.selectIn(ctx, tx, &got, tryLockSubscriptionsSQL, pq.Array(ids), pq.Array(eventIDs))
 	if err := d.observe("lock_subscriptions", err); err != nil {
-		return nil, nil, fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
+		return reconcile.Held{}, fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
 	}
-	stored, err := d.readLocked(ctx, tx, readLockedNowaitSQL, locked)
-	if err != nil {
-		return nil, nil, err
+	h := reconcile.Held{Locked: map[string]bool{}, Stored: map[string]bool{}}
+	var locked []string
+	for _, r := range got {
+		if r.Kind == "s" {
+			h.Locked[r.ID] = true
+			locked = append(locked, r.ID)
+		} else {
+			h.Stored[r.ID] = true
+		}
 	}
-	held := make(map[string]bool, len(locked))
-	for _, id := range locked {
-		held[id] = true
+	var stored []reconcile.Subscription
+	err = d.selectIn(ctx, tx, &stored, readLockedNowaitSQL, pq.Array(locked))
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "55P03" { // lock_not_available: expected, not a fault
+		return reconcile.Held{}, errRowLocked
 	}
-	return held, stored, nil
+	if err := d.observe("select_subscriptions", err); err != nil {
+		return reconcile.Held{}, fmt.Errorf("read %d subscriptions: %w", len(locked), err)
+	}
+	h.Rows = make(map[string]reconcile.Subscription, len(stored))
+	for _, s := range stored {
+		h.Rows[s.StripeSubscriptionID] = s
+	}
+	return h, nil
 }
 
-const tryLockSubscriptionsSQL = `SELECT id FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS u(id)) AS ids
-	WHERE pg_try_advisory_xact_lock(hashtextextended(id, 7071))`
+// errRowLocked is tryLockSubscriptions's answer when a row it must read is
+// locked by a writer that does not take the advisory locks.
+var errRowLocked = errors.New("a subscription row is locked by another writer")
+
+const tryLockSubscriptionsSQL = `SELECT 's' AS kind, id FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS u(id)) AS ids
+	WHERE pg_try_advisory_xact_lock(hashtextextended(id, 7071))
+UNION ALL
+SELECT 'e', id FROM stripe_webhook_events WHERE id = ANY($2::text[])`
 
 var readLockedNowaitSQL = readLockedSQL + ` NOWAIT`
 
-// readLocked reads the stored rows of ids with query (readLockedSQL or
-// readLockedNowaitSQL), in a statement of its own, so that its snapshot,
-// taken after the advisory locks, sees every write committed by the
-// writers that held them.
-func (d *DB) readLocked(ctx context.Context, tx *sqlx.Tx, query string, ids []string) (map[string]reconcile.Subscription, error) {
+// readLocked reads the stored rows of ids in a statement of its own, so
+// that its snapshot, taken after the advisory locks, sees every write
+// committed by the writers that held them.
+func (d *DB) readLocked(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]reconcile.Subscription, error) {
 	var stored []reconcile.Subscription
-	err := d.selectIn(ctx, tx, &stored, query, pq.Array(ids))
+	err := d.selectIn(ctx, tx, &stored, readLockedSQL, pq.Array(ids))
 	if err := d.observe("select_subscriptions", err); err != nil {
 		return nil, fmt.Errorf("read %d subscriptions: %w", len(ids), err)
 	}

@@ -79,13 +79,11 @@ func (b *batch) Lock(ctx context.Context, ids []string) (map[string]reconcile.Su
 	return b.d.lockSubscriptions(ctx, b.tx, ids)
 }
 
-// TryLock takes those of the locks of the subscriptions ids that are free
-// now, without waiting, and returns which it took and their stored rows.
-func (b *batch) TryLock(ctx context.Context, ids []string) (map[string]bool, map[string]reconcile.Subscription, error) {
-	if len(ids) == 0 {
-		return map[string]bool{}, map[string]reconcile.Subscription{}, nil
-	}
-	return b.d.tryLockSubscriptions(ctx, b.tx, ids)
+// TryLock implements reconcile.Locker: it takes those of the locks of the
+// subscriptions ids that are free now, without waiting, and reads their
+// stored rows and which of eventIDs are stored already.
+func (b *batch) TryLock(ctx context.Context, ids, eventIDs []string) (reconcile.Held, error) {
+	return b.d.tryLockSubscriptions(ctx, b.tx, ids, eventIDs)
 }
 
 // Write writes w (rows, outbox, notifications and the events' results) in

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,6 +48,10 @@ type Ingester struct {
 	mu     sync.RWMutex // held for reading while sending to reqs
 	closed bool
 	wg     sync.WaitGroup
+
+	changes      chan []reconcile.Change // to announce (see announce)
+	closeChanges sync.Once
+	announcer    sync.WaitGroup
 }
 
 type ingestReq struct {
@@ -67,11 +72,23 @@ func (d *DB) NewIngester(cfg IngestConfig) *Ingester {
 	cfg.MaxBatch = cmp.Or(cfg.MaxBatch, 64)
 	cfg.Flushers = cmp.Or(cfg.Flushers, 1)
 	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Second)
-	g := &Ingester{d: d, cfg: cfg, reqs: make(chan *ingestReq, cfg.MaxBatch*cfg.Flushers)}
+	g := &Ingester{d: d, cfg: cfg, reqs: make(chan *ingestReq, cfg.MaxBatch*cfg.Flushers),
+		changes: make(chan []reconcile.Change, 64)}
 	for range cfg.Flushers {
 		g.wg.Go(g.flusher)
 	}
+	g.announcer.Go(g.announce)
 	return g
+}
+
+// announce sends the change notifications of settled events, each batch's
+// in a statement of its own, off the flushers' path, until Close.
+func (g *Ingester) announce() {
+	for changes := range g.changes {
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
+		g.d.notifyChanges(ctx, changes)
+		cancel()
+	}
 }
 
 // InsertEvent stores ev unless an event with its id is already stored, and
@@ -107,6 +124,8 @@ func (g *Ingester) Close() {
 	}
 	g.mu.Unlock()
 	g.wg.Wait()
+	g.closeChanges.Do(func() { close(g.changes) })
+	g.announcer.Wait()
 }
 
 func (g *Ingester) flusher() {
@@ -162,7 +181,7 @@ func (g *Ingester) flush(batch []*ingestReq) {
 				r.done <- ingestResult{err: alone[r.ev.ID]}
 			}
 		}
-		g.stored(ctx, evs, inserted, nil)
+		g.stored(evs, inserted, nil)
 		return
 	}
 	stored := setOf(ids)
@@ -170,7 +189,7 @@ func (g *Ingester) flush(batch []*ingestReq) {
 		r.done <- ingestResult{inserted: err == nil && first[r.ev.ID] == r && stored[r.ev.ID], err: err}
 	}
 	if err == nil {
-		g.stored(ctx, evs, ids, s)
+		g.stored(evs, ids, s)
 	}
 }
 
@@ -180,7 +199,7 @@ func (g *Ingester) flush(batch []*ingestReq) {
 // would write, the events are stored as they came, pending, for the
 // workers, which isolate what cannot be written.
 func (g *Ingester) store(ctx context.Context, evs []reconcile.NewEvent) ([]string, *reconcile.Settlement, error) {
-	if g.cfg.Settler != nil {
+	if g.cfg.Settler != nil && slices.ContainsFunc(evs, g.cfg.Settler.Settles) {
 		ids, s, err := g.storeSettled(ctx, evs)
 		if err == nil || errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
 			return ids, s, err
@@ -193,12 +212,12 @@ func (g *Ingester) store(ctx context.Context, evs []reconcile.NewEvent) ([]strin
 // stored follows a commit, once its requests are answered: it reports the
 // settled events, announces their changes, and wakes the appliers when an
 // inserted event was left pending.
-func (g *Ingester) stored(ctx context.Context, evs []reconcile.NewEvent, inserted []string, s *reconcile.Settlement) {
+func (g *Ingester) stored(evs []reconcile.NewEvent, inserted []string, s *reconcile.Settlement) {
 	ins := setOf(inserted)
 	if s != nil {
 		g.cfg.Settler.Settled(s, ins)
 		if len(s.Write.Changes) > 0 {
-			g.d.notifyChanges(ctx, s.Write.Changes)
+			g.changes <- s.Write.Changes
 		}
 	}
 	if g.cfg.Stored == nil {

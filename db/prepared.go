@@ -2,10 +2,12 @@ package db
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // The statements of the hot paths (storing and applying events) run
@@ -74,6 +76,26 @@ func (d *DB) closePrepared() {
 	for _, st := range p.stmts {
 		_ = st.Close()
 	}
+	p.stmts = map[string]*sqlx.Stmt{}
+}
+
+// forget drops query's prepared statement when err says Postgres no
+// longer takes it (a migration changed what it reads: "cached plan must
+// not change result type"), so the next run prepares it anew; the run
+// that failed fails, as its transaction is aborted anyway.
+func (d *DB) forget(query string, err error) error {
+	var pqErr *pq.Error
+	if !errors.As(err, &pqErr) || (pqErr.Code != "0A000" && pqErr.Code != "26000") {
+		return err
+	}
+	p := &d.stmts
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if st, ok := p.stmts[query]; ok {
+		delete(p.stmts, query)
+		_ = st.Close()
+	}
+	return err
 }
 
 // selectIn runs query (one that returns rows) in tx, or on the pool when
@@ -83,7 +105,7 @@ func (d *DB) selectIn(ctx context.Context, tx *sqlx.Tx, dest any, query string, 
 		if tx != nil {
 			st = tx.StmtxContext(ctx, st)
 		}
-		return st.SelectContext(ctx, dest, args...)
+		return d.forget(query, st.SelectContext(ctx, dest, args...))
 	}
 	if tx != nil {
 		return tx.SelectContext(ctx, dest, query, args...)
@@ -97,7 +119,7 @@ func (d *DB) getIn(ctx context.Context, tx *sqlx.Tx, dest any, query string, arg
 		if tx != nil {
 			st = tx.StmtxContext(ctx, st)
 		}
-		return st.GetContext(ctx, dest, args...)
+		return d.forget(query, st.GetContext(ctx, dest, args...))
 	}
 	if tx != nil {
 		return tx.GetContext(ctx, dest, query, args...)
@@ -112,7 +134,7 @@ func (d *DB) execIn(ctx context.Context, tx *sqlx.Tx, query string, args ...any)
 			st = tx.StmtxContext(ctx, st)
 		}
 		_, err := st.ExecContext(ctx, args...)
-		return err
+		return d.forget(query, err)
 	}
 	var err error
 	if tx != nil {

@@ -24,13 +24,23 @@ import (
 // writer takes (see Batch.Lock), but only those free now: a storing
 // transaction never waits for one.
 type Locker interface {
-	// TryLock takes those of the locks of ids that are free now and
-	// returns which it took and their stored rows, read once they are held.
-	TryLock(ctx context.Context, ids []string) (locked map[string]bool, stored map[string]Subscription, err error)
+	// TryLock takes those of the locks of the subscriptions ids that are
+	// free now, and reads, once they are held, their stored rows and which
+	// of the events eventIDs are already stored.
+	TryLock(ctx context.Context, ids, eventIDs []string) (Held, error)
+}
+
+// Held is what a Locker took and read.
+type Held struct {
+	Locked map[string]bool         // subscriptions whose lock is held
+	Rows   map[string]Subscription // their stored rows
+	Stored map[string]bool         // events already in the inbox
 }
 
 // Settler applies new events in the transaction that stores them.
 type Settler interface {
+	// Settles reports whether ev may be settled as it is stored.
+	Settles(ev NewEvent) bool
 	// Settle computes, under tx's locks, what the events of evs that can
 	// be applied without Stripe write. It returns nil when none can.
 	Settle(ctx context.Context, tx Locker, evs []NewEvent) (*Settlement, error)
@@ -59,41 +69,47 @@ func (noCustomers) GetCustomer(context.Context, string) (*stripe.Customer, error
 	return nil, errWouldFetch
 }
 
-// Settle implements Settler. It settles nothing in refetch mode: there
-// every event is applied from a fetch, which a storing transaction must
-// not wait for.
+// Settles implements Settler: a subscription event, in payload mode. In
+// refetch mode every event is applied from a fetch, which a storing
+// transaction must not wait for.
+func (a *Applier) Settles(ev NewEvent) bool {
+	return a.cfg.Mode == ModePayload && a.settler != nil && ev.Status == StatusPending && !IsInvoiceEvent(ev.Type)
+}
+
+// Settle implements Settler. An event already stored (a second delivery
+// of one that failed, say) is left as it is: its own row decides what
+// becomes of it.
 func (a *Applier) Settle(ctx context.Context, tx Locker, evs []NewEvent) (*Settlement, error) {
-	if a.cfg.Mode != ModePayload || a.settler == nil {
-		return nil, nil
-	}
 	now := a.cfg.Clock()
-	var claimed []ClaimedEvent
+	var cands []NewEvent
+	var evIDs []string
 	for _, ev := range evs {
-		if ev.Status != StatusPending || IsInvoiceEvent(ev.Type) {
-			continue
+		if a.Settles(ev) {
+			cands = append(cands, ev)
+			evIDs = append(evIDs, ev.ID)
 		}
-		claimed = append(claimed, ClaimedEvent{
-			ID: ev.ID, Type: ev.Type, Created: ev.Created, Source: ev.Source, ReceivedAt: now,
-			APIVersion:     sql.NullString{String: ev.APIVersion, Valid: ev.APIVersion != ""},
-			SubscriptionID: sql.NullString{String: ev.SubscriptionID, Valid: ev.SubscriptionID != ""},
-			Payload:        ev.Payload,
-		})
 	}
-	if len(claimed) == 0 {
+	if len(cands) == 0 {
 		return nil, nil
 	}
-	groups := groupBySubscription(claimed)
-	locked, stored, err := tx.TryLock(ctx, lockIDs(groups))
+	// The subscriptions to lock are known only once the events are
+	// grouped; an event without a stored subscription id is read here.
+	groups := groupBySubscription(claimedOf(cands, now))
+	held, err := tx.TryLock(ctx, lockIDs(groups), evIDs)
 	if err != nil {
 		return nil, err
 	}
 	s := &Settlement{start: now}
 	for _, g := range groups {
-		if g.subID != "" && g.bad == nil && !locked[g.subID] {
+		if g.subID != "" && g.bad == nil && !held.Locked[g.subID] {
 			continue // another writer holds it (a worker fetching, say): stored pending
 		}
+		g.evs = slices.DeleteFunc(g.evs, func(ev ClaimedEvent) bool { return held.Stored[ev.ID] })
+		if len(g.evs) == 0 {
+			continue
+		}
 		var cur *Subscription
-		if row, ok := stored[g.subID]; ok {
+		if row, ok := held.Rows[g.subID]; ok {
 			cur = &row
 		}
 		o := a.settler.compute(ctx, g, cur)
@@ -114,18 +130,34 @@ func (a *Applier) Settle(ctx context.Context, tx Locker, evs []NewEvent) (*Settl
 	return s, nil
 }
 
+// claimedOf is evs as the applier's groups hold them, received at now.
+func claimedOf(evs []NewEvent, now time.Time) []ClaimedEvent {
+	out := make([]ClaimedEvent, len(evs))
+	for i, ev := range evs {
+		out[i] = ClaimedEvent{
+			ID: ev.ID, Type: ev.Type, Created: ev.Created, Source: ev.Source, ReceivedAt: now,
+			APIVersion:     sql.NullString{String: ev.APIVersion, Valid: ev.APIVersion != ""},
+			SubscriptionID: sql.NullString{String: ev.SubscriptionID, Valid: ev.SubscriptionID != ""},
+			Payload:        ev.Payload,
+		}
+	}
+	return out
+}
+
 // Settled implements Settler: it counts and logs the settled events that
 // were stored, as a worker does for the events it applies.
 func (a *Applier) Settled(s *Settlement, stored map[string]bool) {
 	if s == nil {
 		return
 	}
-	if m := a.cfg.Metrics; m != nil {
-		m.EventApplyDuration.Observe(a.cfg.Clock().Sub(s.start).Seconds())
-	}
+	some := false
 	for i, g := range s.groups {
 		g.evs = slices.DeleteFunc(slices.Clone(g.evs), func(ev ClaimedEvent) bool { return !stored[ev.ID] })
+		some = some || len(g.evs) > 0
 		a.report(g, s.outs[i])
+	}
+	if m := a.cfg.Metrics; m != nil && some {
+		m.EventApplyDuration.Observe(a.cfg.Clock().Sub(s.start).Seconds())
 	}
 }
 

@@ -325,3 +325,31 @@ func TestSettlingNeverWaitsForALock(t *testing.T) {
 		t.Errorf("sub_row is %s, want canceled", r.Status)
 	}
 }
+
+// A second delivery of an event already in the inbox (dead after its
+// retries, say) is a duplicate: settling does not apply it behind its
+// row's back; the row decides (a requeue applies it).
+func TestSettlingLeavesStoredEventsAlone(t *testing.T) {
+	t.Parallel()
+	f := newApplyFixture(t)
+	a := f.applier(t, reconcile.ModePayload)
+	price := f.prices["maquina_ANUAL"]
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	body := payloadEvent("evt_dead", "sub_dead", "active", price, t0, t0.Add(365*24*time.Hour).Unix())
+	store(t, f.db, body)
+	if _, err := f.db.X().Exec(`UPDATE stripe_webhook_events SET status = 'dead', attempts = 12 WHERE id = 'evt_dead'`); err != nil {
+		t.Fatal(err)
+	}
+	g := f.db.NewIngester(db.IngestConfig{Settler: a})
+	ok, err := g.InsertEvent(context.Background(), newEvent(t, body))
+	g.Close()
+	if err != nil || ok {
+		t.Fatalf("second delivery: inserted %v, %v; want a duplicate", ok, err)
+	}
+	if st := eventStates(t, f.db)["evt_dead"]; st.Status != reconcile.StatusDead || st.Attempts != 12 {
+		t.Errorf("the stored event is now %+v, want dead after 12 attempts", st)
+	}
+	if _, err := f.db.GetSubscription(context.Background(), "sub_dead"); err == nil {
+		t.Error("the duplicate's state was written")
+	}
+}
