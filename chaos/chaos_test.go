@@ -58,7 +58,7 @@ func TestChaos(t *testing.T) {
 		"STRIPE_API_BASE=" + fake.URL(),
 		"STRIPE_WEBHOOK_SECRET=" + chaosSecret,
 		"STRIPE_RATE_LIMIT=200",
-		"WEBHOOK_APPLY_MODE=refetch",
+		"WEBHOOK_APPLY_MODE=" + cfg.mode,
 		"REDIS_URL=" + rd.URL(),
 		"RECONCILE_EVENTS_SCHEDULE=@every 5s",
 		"RECONCILE_SUBSCRIPTIONS_SCHEDULE=" + cfg.sweep,

@@ -17,6 +17,7 @@ type chaosConfig struct {
 	seed          uint64
 	converge      time.Duration
 	sweep         string
+	mode          string // WEBHOOK_APPLY_MODE
 }
 
 func loadConfig(t *testing.T) chaosConfig {
@@ -26,6 +27,14 @@ func loadConfig(t *testing.T) chaosConfig {
 		changes:       envInt(t, "CHAOS_CHANGES", 150),
 		converge:      envDuration(t, "CHAOS_CONVERGE_TIMEOUT", 5*time.Minute),
 		sweep:         os.Getenv("CHAOS_SWEEP_SCHEDULE"),
+		mode:          os.Getenv("CHAOS_APPLY_MODE"),
+	}
+	switch c.mode {
+	case "":
+		c.mode = "refetch"
+	case "refetch", "payload":
+	default:
+		t.Fatalf("CHAOS_APPLY_MODE: %q is neither refetch nor payload", c.mode)
 	}
 	c.faults = envInt(t, "CHAOS_FAULTS", max(5, c.changes/100))
 	pace := 100 * time.Millisecond

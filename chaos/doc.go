@@ -18,5 +18,6 @@
 //	CHAOS_SEED             seed of the fake and of the history (random, printed)
 //	CHAOS_CONVERGE_TIMEOUT how long convergence may take at the end (5m)
 //	CHAOS_SWEEP_SCHEDULE   RECONCILE_SUBSCRIPTIONS_SCHEDULE of the daemon ("": no sweep)
+//	CHAOS_APPLY_MODE       WEBHOOK_APPLY_MODE of the daemon (refetch; make test also runs payload)
 //	CHAOS_KEEP_LOG         file to copy the daemon's log to at the end
 package chaos

@@ -8,6 +8,7 @@
 # default of the test itself):
 #   CHAOS_SUBSCRIPTIONS (200), CHAOS_CHANGES (2000), CHAOS_FAULTS,
 #   CHAOS_PACE, CHAOS_SEED, CHAOS_CONVERGE_TIMEOUT, CHAOS_SWEEP_SCHEDULE,
+#   CHAOS_APPLY_MODE (refetch, or payload),
 #   CHAOS_TIMEOUT (go test -timeout, 30m).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # test.sh: the whole suite (`make test`): gofmt, go vet, go test ./... (the
 # Go test kit, internal/testenv, finds or starts Postgres, Redis,
-# stripe-mock and promtool), then a fuzz smoke of every Fuzz target.
+# stripe-mock and promtool; the chaos scenario runs in refetch mode), the
+# chaos scenario again in payload mode (with a sweep every 10 s, which
+# repairs what events created in the same second leave), then a fuzz smoke
+# of every Fuzz target.
 #   scripts/test.sh lint    gofmt and go vet only
 # Environment: GO_TEST_FLAGS (e.g. -race), GO_TEST_TIMEOUT (20m),
 # SMOKE_FUZZTIME (per Fuzz target, 5s).
@@ -19,6 +22,8 @@ step gofmt check_gofmt
 step "go vet" go vet ./...
 if [[ ${1:-} != lint ]]; then
 	step "go test" go test -count=1 -timeout "${GO_TEST_TIMEOUT:-20m}" "${flags[@]}" ./...
+	step "chaos, payload mode" env CHAOS_APPLY_MODE=payload CHAOS_SWEEP_SCHEDULE='@every 10s' \
+		go test -count=1 -timeout "${GO_TEST_TIMEOUT:-20m}" "${flags[@]}" -run '^TestChaos$' ./chaos/
 	step "fuzz smoke" env FUZZTIME="${SMOKE_FUZZTIME:-5s}" bash scripts/fuzz.sh
 fi
 if [[ ${#failed[@]} -gt 0 ]]; then
