@@ -1,6 +1,7 @@
 // Package reconcile is the domain of subsyncd: the desired row of a Stripe
-// subscription, the applier that drains the inbox, the events catch-up, the
-// subscription sweep and their schedules.
+// subscription, the applier that drains the inbox (and, in payload mode,
+// settles events in the transaction that stores them), the events
+// catch-up, the subscription sweep and their schedules.
 package reconcile
 
 import (
