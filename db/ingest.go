@@ -22,6 +22,9 @@ type IngestConfig struct {
 	// events per second, in smaller batches, for a quarter more CPU per
 	// event and a higher p99.
 	Flushers int
+	// Gather is how long a busy ingester waits to fill a batch as large as
+	// its last one (see flusher). Default 2ms.
+	Gather time.Duration
 	// Timeout bounds one statement; its requests fail as unavailable past
 	// it. Default 10s.
 	Timeout time.Duration
@@ -72,6 +75,7 @@ func (d *DB) NewIngester(cfg IngestConfig) *Ingester {
 	cfg.MaxBatch = cmp.Or(cfg.MaxBatch, 64)
 	cfg.Flushers = cmp.Or(cfg.Flushers, 1)
 	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Second)
+	cfg.Gather = cmp.Or(cfg.Gather, 2*time.Millisecond)
 	g := &Ingester{d: d, cfg: cfg, reqs: make(chan *ingestReq, cfg.MaxBatch*cfg.Flushers),
 		changes: make(chan []reconcile.Change, 64)}
 	for range cfg.Flushers {
@@ -128,23 +132,67 @@ func (g *Ingester) Close() {
 	g.announcer.Wait()
 }
 
+// flusher stores batches until Close. Under load, the senders of the batch
+// just answered send again within moments; a batch taken the instant its
+// first request arrives would hold that one alone and the others would wait
+// a whole flush for the next. So when the first request came within Gather
+// of the last flush (the ingester is busy), the flusher waits up to Gather
+// more for as many requests as the last batch held. An idle ingester adds
+// no delay.
 func (g *Ingester) flusher() {
+	last := 0
+	var flushed time.Time
 	for first := range g.reqs {
 		batch := []*ingestReq{first}
-	gather:
-		for len(batch) < g.cfg.MaxBatch {
+		want := g.cfg.MaxBatch
+		busy := g.cfg.Gather > 0 && time.Since(flushed) < g.cfg.Gather
+		if busy {
+			want = min(max(last, 1), g.cfg.MaxBatch)
+		}
+		batch = g.gather(batch, g.cfg.MaxBatch, 0)
+		if busy && len(batch) < want {
+			batch = g.gather(batch, want, g.cfg.Gather)
+			batch = g.gather(batch, g.cfg.MaxBatch, 0)
+		}
+		last = len(batch)
+		g.flush(batch)
+		flushed = time.Now()
+	}
+}
+
+// gather adds requests to batch until it holds n: those waiting now, and
+// with wait > 0 those that arrive within wait.
+func (g *Ingester) gather(batch []*ingestReq, n int, wait time.Duration) []*ingestReq {
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for len(batch) < n {
+		if wait == 0 {
 			select {
 			case r, ok := <-g.reqs:
 				if !ok {
-					break gather
+					return batch
 				}
 				batch = append(batch, r)
 			default:
-				break gather
+				return batch
 			}
+			continue
 		}
-		g.flush(batch)
+		select {
+		case r, ok := <-g.reqs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		case <-timeout:
+			return batch
+		}
 	}
+	return batch
 }
 
 // flush stores a batch in one statement and answers every request in it.
