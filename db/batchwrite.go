@@ -139,17 +139,15 @@ func (d *DB) writeArgs(w reconcile.BatchWrite) (rows, outbox string, notes []str
 		subs = []reconcile.Subscription{}
 	}
 	queue := []outboxRow{}
-	notes = make([]string, 0, len(w.Changes))
-	for _, c := range w.Changes {
-		if d.cacheKey != "" {
+	if d.cacheKey != "" {
+		for _, c := range w.Changes {
 			queue = append(queue, outboxRow{UserID: c.UserID, SubscriptionID: c.SubscriptionID,
 				CacheKey: strings.ReplaceAll(d.cacheKey, "{user_id}", c.UserID)})
 		}
-		p, err := json.Marshal(ChangeNotification{UserID: c.UserID, SubscriptionID: c.SubscriptionID})
-		if err != nil {
-			return "", "", nil, err
-		}
-		notes = append(notes, string(p))
+	}
+	notes, err = changeNotes(w.Changes)
+	if err != nil {
+		return "", "", nil, err
 	}
 	r, err := json.Marshal(subs)
 	if err != nil {
@@ -162,10 +160,23 @@ func (d *DB) writeArgs(w reconcile.BatchWrite) (rows, outbox string, notes []str
 	return string(r), string(o), notes, nil
 }
 
+// changeNotes renders changes as ChangeChannel payloads.
+func changeNotes(changes []reconcile.Change) ([]string, error) {
+	notes := make([]string, 0, len(changes))
+	for _, c := range changes {
+		p, err := json.Marshal(ChangeNotification{UserID: c.UserID, SubscriptionID: c.SubscriptionID})
+		if err != nil {
+			return nil, err
+		}
+		notes = append(notes, string(p))
+	}
+	return notes, nil
+}
+
 // notifyChanges announces changes on ChangeChannel in a statement of its
 // own, outside any transaction that writes (see storeSettledSQL).
 func (d *DB) notifyChanges(ctx context.Context, changes []reconcile.Change) {
-	_, _, notes, err := d.writeArgs(reconcile.BatchWrite{Changes: changes})
+	notes, err := changeNotes(changes)
 	if err == nil && len(notes) > 0 {
 		_, err = d.x.ExecContext(ctx, `SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n`, ChangeChannel, pq.Array(notes))
 	}
@@ -189,7 +200,7 @@ func (d *DB) lockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (
 	if err := d.observe("lock_subscriptions", err); err != nil {
 		return nil, fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
 	}
-	return d.readLocked(ctx, tx, ids)
+	return d.readLocked(ctx, tx, ids, false)
 }
 
 // tryLockSubscriptions takes those of the advisory locks of ids that are
@@ -217,18 +228,8 @@ func (d *DB) tryLockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids, eventID
 			h.Stored[r.ID] = true
 		}
 	}
-	var stored []reconcile.Subscription
-	err = d.selectIn(ctx, tx, &stored, readLockedNowaitSQL, pq.Array(locked))
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "55P03" { // lock_not_available: expected, not a fault
-		return reconcile.Held{}, errRowLocked
-	}
-	if err := d.observe("select_subscriptions", err); err != nil {
-		return reconcile.Held{}, fmt.Errorf("read %d subscriptions: %w", len(locked), err)
-	}
-	h.Rows = make(map[string]reconcile.Subscription, len(stored))
-	for _, s := range stored {
-		h.Rows[s.StripeSubscriptionID] = s
+	if h.Rows, err = d.readLocked(ctx, tx, locked, true); err != nil {
+		return reconcile.Held{}, err
 	}
 	return h, nil
 }
@@ -246,10 +247,19 @@ var readLockedNowaitSQL = readLockedSQL + ` NOWAIT`
 
 // readLocked reads the stored rows of ids in a statement of its own, so
 // that its snapshot, taken after the advisory locks, sees every write
-// committed by the writers that held them.
-func (d *DB) readLocked(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]reconcile.Subscription, error) {
+// committed by the writers that held them. With nowait, a row another
+// writer holds fails the read with errRowLocked rather than waits.
+func (d *DB) readLocked(ctx context.Context, tx *sqlx.Tx, ids []string, nowait bool) (map[string]reconcile.Subscription, error) {
+	query := readLockedSQL
+	if nowait {
+		query = readLockedNowaitSQL
+	}
 	var stored []reconcile.Subscription
-	err := d.selectIn(ctx, tx, &stored, readLockedSQL, pq.Array(ids))
+	err := d.selectIn(ctx, tx, &stored, query, pq.Array(ids))
+	var pqErr *pq.Error
+	if nowait && errors.As(err, &pqErr) && pqErr.Code == "55P03" { // lock_not_available: expected, not a fault
+		return nil, errRowLocked
+	}
 	if err := d.observe("select_subscriptions", err); err != nil {
 		return nil, fmt.Errorf("read %d subscriptions: %w", len(ids), err)
 	}

@@ -86,14 +86,7 @@ func (d *DB) storeEvents(ctx context.Context, tx *sqlx.Tx, evs []reconcile.NewEv
 	// In id order: two statements inserting overlapping ids in different
 	// orders (a webhook batch and a catch-up page, say) would deadlock.
 	evs = slices.SortedFunc(slices.Values(evs), func(a, b reconcile.NewEvent) int { return strings.Compare(a.ID, b.ID) })
-	var results map[string]reconcile.EventResult
-	if s != nil {
-		results = make(map[string]reconcile.EventResult, len(s.Write.Events))
-		for _, r := range s.Write.Events {
-			results[r.ID] = r
-		}
-	}
-	doc, err := eventsDocument(evs, results)
+	doc, err := eventsDocument(evs, s)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d events: %w", len(evs), err)
 	}
@@ -116,9 +109,9 @@ func (d *DB) storeEvents(ctx context.Context, tx *sqlx.Tx, evs []reconcile.NewEv
 
 // eventsDocument renders events as one JSON array for insertEventsSQL,
 // each payload spliced in as it came (it is already JSON): no per-event
-// escaping in Go, one parse in Postgres. An event with a result in settled
-// is rendered with it.
-func eventsDocument(evs []reconcile.NewEvent, settled map[string]reconcile.EventResult) (string, error) {
+// escaping in Go, one parse in Postgres. An event settled by s is rendered
+// with its result.
+func eventsDocument(evs []reconcile.NewEvent, s *reconcile.Settlement) (string, error) {
 	type head struct {
 		ID             string  `json:"id"`
 		Type           string  `json:"type"`
@@ -142,7 +135,7 @@ func eventsDocument(evs []reconcile.NewEvent, settled map[string]reconcile.Event
 		created := float64(ev.Created.UnixMicro()) / 1e6
 		h := head{ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, Created: created, Livemode: ev.Livemode,
 			Source: ev.Source, Status: ev.Status, SubscriptionID: ev.SubscriptionID}
-		if r, ok := settled[ev.ID]; ok {
+		if r, ok := s.Result(ev.ID); ok {
 			h.Status, h.Attempts, h.Error = r.Status, 1, truncate(r.Error, 2000)
 			h.SubscriptionID = cmp.Or(h.SubscriptionID, r.SubscriptionID)
 		}

@@ -170,27 +170,23 @@ func (g *Ingester) gather(batch []*ingestReq, n int, wait time.Duration) []*inge
 		timeout = t.C
 	}
 	for len(batch) < n {
-		if wait == 0 {
+		var r *ingestReq
+		var ok bool // false: none waiting, time out, or closed
+		if timeout == nil {
 			select {
-			case r, ok := <-g.reqs:
-				if !ok {
-					return batch
-				}
-				batch = append(batch, r)
+			case r, ok = <-g.reqs:
 			default:
-				return batch
 			}
-			continue
+		} else {
+			select {
+			case r, ok = <-g.reqs:
+			case <-timeout:
+			}
 		}
-		select {
-		case r, ok := <-g.reqs:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, r)
-		case <-timeout:
+		if !ok {
 			return batch
 		}
+		batch = append(batch, r)
 	}
 	return batch
 }
@@ -271,14 +267,8 @@ func (g *Ingester) stored(evs []reconcile.NewEvent, inserted []string, s *reconc
 	if g.cfg.Stored == nil {
 		return
 	}
-	settled := map[string]bool{}
-	if s != nil {
-		for _, r := range s.Write.Events {
-			settled[r.ID] = true
-		}
-	}
 	for _, ev := range evs {
-		if ins[ev.ID] && ev.Status == reconcile.StatusPending && !settled[ev.ID] {
+		if _, settled := s.Result(ev.ID); ins[ev.ID] && ev.Status == reconcile.StatusPending && !settled {
 			g.cfg.Stored()
 			return
 		}

@@ -98,49 +98,40 @@ func (d *DB) forget(query string, err error) error {
 	return err
 }
 
-// selectIn runs query (one that returns rows) in tx, or on the pool when
-// tx is nil, prepared when it is.
+// stmtIn runs query in tx, or on the pool when tx is nil: through its
+// prepared statement once there is one (prepared), as it is until then
+// (plain).
+func (d *DB) stmtIn(ctx context.Context, tx *sqlx.Tx, query string,
+	prepared func(*sqlx.Stmt) error, plain func(sqlx.ExtContext) error) error {
+	if st := d.prepared(query); st != nil {
+		if tx != nil {
+			st = tx.StmtxContext(ctx, st)
+		}
+		return d.forget(query, prepared(st))
+	}
+	if tx != nil {
+		return plain(tx)
+	}
+	return plain(d.x)
+}
+
+// selectIn runs query, one that returns rows, into dest (see stmtIn).
 func (d *DB) selectIn(ctx context.Context, tx *sqlx.Tx, dest any, query string, args ...any) error {
-	if st := d.prepared(query); st != nil {
-		if tx != nil {
-			st = tx.StmtxContext(ctx, st)
-		}
-		return d.forget(query, st.SelectContext(ctx, dest, args...))
-	}
-	if tx != nil {
-		return tx.SelectContext(ctx, dest, query, args...)
-	}
-	return d.x.SelectContext(ctx, dest, query, args...)
+	return d.stmtIn(ctx, tx, query,
+		func(st *sqlx.Stmt) error { return st.SelectContext(ctx, dest, args...) },
+		func(q sqlx.ExtContext) error { return sqlx.SelectContext(ctx, q, dest, query, args...) })
 }
 
-// getIn is selectIn for a query that returns one row.
+// getIn runs query, one that returns one row, into dest (see stmtIn).
 func (d *DB) getIn(ctx context.Context, tx *sqlx.Tx, dest any, query string, args ...any) error {
-	if st := d.prepared(query); st != nil {
-		if tx != nil {
-			st = tx.StmtxContext(ctx, st)
-		}
-		return d.forget(query, st.GetContext(ctx, dest, args...))
-	}
-	if tx != nil {
-		return tx.GetContext(ctx, dest, query, args...)
-	}
-	return d.x.GetContext(ctx, dest, query, args...)
+	return d.stmtIn(ctx, tx, query,
+		func(st *sqlx.Stmt) error { return st.GetContext(ctx, dest, args...) },
+		func(q sqlx.ExtContext) error { return sqlx.GetContext(ctx, q, dest, query, args...) })
 }
 
-// execIn is selectIn for a statement whose rows are not read.
+// execIn runs query, whose rows are not read (see stmtIn).
 func (d *DB) execIn(ctx context.Context, tx *sqlx.Tx, query string, args ...any) error {
-	if st := d.prepared(query); st != nil {
-		if tx != nil {
-			st = tx.StmtxContext(ctx, st)
-		}
-		_, err := st.ExecContext(ctx, args...)
-		return d.forget(query, err)
-	}
-	var err error
-	if tx != nil {
-		_, err = tx.ExecContext(ctx, query, args...)
-	} else {
-		_, err = d.x.ExecContext(ctx, query, args...)
-	}
-	return err
+	return d.stmtIn(ctx, tx, query,
+		func(st *sqlx.Stmt) error { _, err := st.ExecContext(ctx, args...); return err },
+		func(q sqlx.ExtContext) error { _, err := q.ExecContext(ctx, query, args...); return err })
 }

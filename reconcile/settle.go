@@ -54,10 +54,21 @@ type Settler interface {
 // (applied, or ignored with its reason). An event without a result is
 // stored as it came, pending.
 type Settlement struct {
-	Write  BatchWrite
-	start  time.Time
-	groups []group
-	outs   []outcome
+	Write   BatchWrite
+	start   time.Time
+	groups  []group
+	outs    []outcome
+	results map[string]EventResult // Write.Events by id
+}
+
+// Result is the result of event id, when s settled it; a nil Settlement
+// settled nothing.
+func (s *Settlement) Result(id string) (EventResult, bool) {
+	if s == nil {
+		return EventResult{}, false
+	}
+	r, ok := s.results[id]
+	return r, ok
 }
 
 // errWouldFetch stops a settling computation that would call Stripe.
@@ -126,6 +137,10 @@ func (a *Applier) Settle(ctx context.Context, tx Locker, evs []NewEvent) (*Settl
 	}
 	if len(s.groups) == 0 {
 		return nil, nil
+	}
+	s.results = make(map[string]EventResult, len(s.Write.Events))
+	for _, r := range s.Write.Events {
+		s.results[r.ID] = r
 	}
 	return s, nil
 }
