@@ -6,12 +6,10 @@
 package loadgen
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -88,10 +86,10 @@ func Send(ctx context.Context, cfg Config) (Result, error) {
 			subs = append(subs, SubscriptionID(run, k))
 		}
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: cfg.Clients, MaxIdleConnsPerHost: cfg.Clients, IdleConnTimeout: time.Minute,
-	}}
-	defer client.CloseIdleConnections()
+	target, err := endpoint(cfg.URL)
+	if err != nil {
+		return Result{}, err
+	}
 	lat := make([]time.Duration, cfg.Events)
 	var (
 		next, fails atomic.Int64
@@ -107,6 +105,8 @@ func Send(ctx context.Context, cfg Config) (Result, error) {
 	start := time.Now()
 	for range cfg.Clients {
 		wg.Go(func() {
+			c := newConn(target, 30*time.Second)
+			defer c.close()
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= cfg.Events || ctx.Err() != nil {
@@ -115,27 +115,17 @@ func Send(ctx context.Context, cfg Config) (Result, error) {
 				now := time.Now()
 				body := Event(run, i, subs[i%len(subs)], price, now)
 				sig := fmt.Sprintf("t=%d,v1=%x", now.Unix(), webhook.ComputeSignature(now, body, cfg.Secret))
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(body))
-				if err != nil {
-					fail(err.Error())
-					continue
-				}
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Stripe-Signature", sig)
 				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
-					lat[i] = time.Since(t0)
-					fail(err.Error())
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				status, err := c.post(ctx, body, sig)
 				end := time.Now()
 				lat[i] = end.Sub(t0)
+				if err != nil {
+					fail(err.Error())
+					continue
+				}
 				storeMax(&lastAck, end.UnixNano())
-				if resp.StatusCode != http.StatusOK {
-					fail(fmt.Sprintf("%s: %s", EventID(run, i), resp.Status))
+				if status != http.StatusOK {
+					fail(fmt.Sprintf("%s: %d %s", EventID(run, i), status, http.StatusText(status)))
 				}
 			}
 		})
