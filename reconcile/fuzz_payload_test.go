@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -62,6 +63,7 @@ func FuzzSubscriptionPayload(f *testing.F) {
 	}
 	r := &reconcile.Resolver{Plans: plans}
 	f.Fuzz(func(t *testing.T, obj []byte) {
+		readOnArrival(t, r, obj)
 		sub, err := r.SubscriptionFromObject(obj)
 		if err != nil {
 			if sub != nil || !errors.Is(err, reconcile.ErrUnreadable) {
@@ -118,6 +120,29 @@ func FuzzSubscriptionPayload(f *testing.F) {
 			}
 		}
 	})
+}
+
+// readOnArrival checks that the webhook handler's reading of a
+// subscription event (ReadSubscriptionEvent, payload mode) names the
+// subscription Envelope.SubscriptionID names, and that the object it hands
+// on is exactly what reading the stored payload later gives.
+func readOnArrival(t *testing.T, r *reconcile.Resolver, obj []byte) {
+	body := append([]byte(`{"id":"evt_f","object":"event","type":"customer.subscription.updated","created":1,"data":{"object":`), obj...)
+	env, err := reconcile.ReadEnvelope(append(body, "}}"...))
+	if err != nil {
+		return
+	}
+	id, read := r.ReadSubscriptionEvent(env)
+	if want := env.SubscriptionID(); id != want {
+		t.Fatalf("read on arrival: subscription %q, the stored payload names %q", id, want)
+	}
+	later, err := r.SubscriptionFromObject(env.Data.Object)
+	switch {
+	case read != nil && (err != nil || !reflect.DeepEqual(read, later)):
+		t.Fatalf("read on arrival: %+v; read later: %+v (%v)", read, later, err)
+	case read == nil && err == nil && later.Object == "subscription":
+		t.Fatalf("a readable subscription was not handed on: %+v", later)
+	}
 }
 
 // lowercaseKeys reports whether every key of v, at any depth, is ASCII

@@ -118,11 +118,7 @@ func (a *Applier) desiredRows(ctx context.Context, g group, known bool) ([]Subsc
 		skipped[id] = permanent{err}
 	}
 	for _, ev := range g.evs {
-		env, err := ReadEnvelope(ev.Payload)
-		var sub *stripe.Subscription
-		if err == nil {
-			sub, err = a.resolver.SubscriptionFromObject(env.Data.Object)
-		}
+		sub, err := a.subscriptionOf(ev)
 		switch {
 		case err != nil:
 			skip(ev.ID, fmt.Errorf("event %s: %w", ev.ID, err))
@@ -142,6 +138,19 @@ func (a *Applier) desiredRows(ctx context.Context, g group, known bool) ([]Subsc
 		rows = append(rows, row)
 	}
 	return rows, skipped, nil
+}
+
+// subscriptionOf reads the subscription ev's payload announces, unless it
+// came read.
+func (a *Applier) subscriptionOf(ev ClaimedEvent) (*stripe.Subscription, error) {
+	if ev.Object != nil {
+		return ev.Object, nil
+	}
+	env, err := ReadEnvelope(ev.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return a.resolver.SubscriptionFromObject(env.Data.Object)
 }
 
 func classifyDesired(err error) error {

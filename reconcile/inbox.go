@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"time"
+
+	"github.com/stripe/stripe-go/v76"
 )
 
 // Event statuses in stripe_webhook_events.
@@ -32,6 +34,10 @@ type NewEvent struct {
 	Status         string // StatusPending or StatusIgnored
 	SubscriptionID string // the subscription the event is about, when known
 	Payload        json.RawMessage
+	// Object, when set, is Payload's data.object as
+	// Resolver.SubscriptionFromObject reads it, read once where the event
+	// arrived so that applying it as it is stored need not read it again.
+	Object *stripe.Subscription
 }
 
 // ClaimedEvent is an inbox event a batch holds for applying.
@@ -45,6 +51,8 @@ type ClaimedEvent struct {
 	SubscriptionID sql.NullString  `db:"subscription_id"`
 	ReceivedAt     time.Time       `db:"received_at"`
 	Payload        json.RawMessage `db:"payload"`
+	// Object is NewEvent.Object, for an event applied as it is stored.
+	Object *stripe.Subscription `db:"-"`
 }
 
 // EventResult is how the processing of one claimed event ended.

@@ -24,6 +24,22 @@ func (r *Resolver) SubscriptionFromObject(raw []byte) (*stripe.Subscription, err
 	return stripeapi.DecodeSubscription(raw, r.planned)
 }
 
+// ReadSubscriptionEvent is env.SubscriptionID and, for a subscription
+// event whose object r can read, the subscription it read, for
+// NewEvent.Object: in payload mode the object is then read once, where the
+// event arrives. The subscription is nil when r cannot read it; whoever
+// applies the event reads it again and meets the same error.
+func (r *Resolver) ReadSubscriptionEvent(env Envelope) (string, *stripe.Subscription) {
+	if !Handled(env.Type) || IsInvoiceEvent(env.Type) {
+		return env.SubscriptionID(), nil
+	}
+	sub, err := r.SubscriptionFromObject(env.Data.Object)
+	if err != nil || sub.Object != "subscription" {
+		return env.SubscriptionID(), nil
+	}
+	return clip(sub.ID), sub
+}
+
 // planned reports whether a price id maps to a plan.
 func (r *Resolver) planned(priceID string) bool {
 	_, ok := r.Plans.Lookup(priceID)

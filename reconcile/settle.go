@@ -153,7 +153,7 @@ func claimedOf(evs []NewEvent, now time.Time) []ClaimedEvent {
 			ID: ev.ID, Type: ev.Type, Created: ev.Created, Source: ev.Source, ReceivedAt: now,
 			APIVersion:     sql.NullString{String: ev.APIVersion, Valid: ev.APIVersion != ""},
 			SubscriptionID: sql.NullString{String: ev.SubscriptionID, Valid: ev.SubscriptionID != ""},
-			Payload:        ev.Payload,
+			Payload:        ev.Payload, Object: ev.Object,
 		}
 	}
 	return out

@@ -166,7 +166,7 @@ func DecodeSubscription(raw []byte, planned func(priceID string) bool) (*stripe.
 func (w *wireSubscription) subscription(planned func(string) bool) *stripe.Subscription {
 	sub := &stripe.Subscription{
 		ID:                 w.ID,
-		Object:             "subscription",
+		Object:             w.Object,
 		Created:            w.Created,
 		Status:             stripe.SubscriptionStatus(w.Status),
 		CurrentPeriodStart: w.CurrentPeriodStart,

@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/subsync/subsync/db"
@@ -43,7 +44,12 @@ type Config struct {
 	Metrics   *metrics.Metrics
 	// Notify is called after a new event is stored, to wake the applier.
 	Notify func()
-	Clock  func() time.Time
+	// ReadEvent, when set, names the subscription an event is about and
+	// may return its data.object already read, for the stored event to
+	// carry (reconcile.Resolver.ReadSubscriptionEvent, in payload mode).
+	// Default: Envelope.SubscriptionID, nothing read.
+	ReadEvent func(reconcile.Envelope) (subscriptionID string, object *stripe.Subscription)
+	Clock     func() time.Time
 }
 
 // Handler serves POST /webhooks/stripe.
@@ -143,7 +149,15 @@ func (h *Handler) handle(r *http.Request) (answer, []slog.Attr) {
 	if err != nil {
 		return badRequest(err.Error()), nil
 	}
-	subID := ev.SubscriptionID()
+	var (
+		subID  string
+		object *stripe.Subscription
+	)
+	if h.cfg.ReadEvent != nil {
+		subID, object = h.cfg.ReadEvent(ev)
+	} else {
+		subID = ev.SubscriptionID()
+	}
 	attrs := []slog.Attr{slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("subscription_id", subID)}
 	status := reconcile.StatusPending
 	if !reconcile.Handled(ev.Type) {
@@ -159,6 +173,7 @@ func (h *Handler) handle(r *http.Request) (answer, []slog.Attr) {
 		Status:         status,
 		SubscriptionID: subID,
 		Payload:        body,
+		Object:         object,
 	})
 	switch {
 	case errors.Is(err, db.ErrInvalidData):

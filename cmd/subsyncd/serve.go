@@ -119,10 +119,15 @@ func (a *app) serve(ctx context.Context) error {
 		Stored:  func() { applier.Notify(); inboxNotifier.Poke() },
 	})
 	defer ingest.Close()
-	hook, err := webhook.New(webhook.Config{
+	hookCfg := webhook.Config{
 		Secrets: a.cfg.WebhookSecrets, Tolerance: a.cfg.WebhookTolerance,
 		Logger: log, Metrics: a.metrics,
-	}, ingest)
+	}
+	if a.cfg.ApplyMode == reconcile.ModePayload {
+		// The object is read once, in the request, and settling uses it.
+		hookCfg.ReadEvent = a.resolve.ReadSubscriptionEvent
+	}
+	hook, err := webhook.New(hookCfg, ingest)
 	if err != nil {
 		// The secrets are STRIPE_WEBHOOK_SECRET, validated by parseConfig.
 		return usageError{fmt.Errorf("STRIPE_WEBHOOK_SECRET: %w", err)}
