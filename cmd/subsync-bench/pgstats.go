@@ -46,7 +46,7 @@ func checkpoint(ctx context.Context, db *sql.DB) {
 	_, _ = db.ExecContext(ctx, `CHECKPOINT`)
 }
 
-// waitSampler samples pg_stat_activity of one database every 20 ms and
+// waitSampler samples pg_stat_activity of one database every 50 ms and
 // counts what its active backends are doing: on CPU (no wait event) or
 // waiting, e.g. Lock:transactionid (a row lock), LWLock:WALWrite,
 // IO:WALSync (commit flush), Client:ClientRead.
@@ -60,16 +60,26 @@ type waitSampler struct {
 
 // startWaits samples on admin (a connection to another database, so the
 // sampling itself is not counted) the client backends of dbName but the
-// pids in skip.
+// pids in skip. The query is prepared once: planning the pg_stat_activity
+// view takes Postgres longer than running it, and the sampling shares the
+// machine with what it measures.
 func startWaits(ctx context.Context, admin *sql.DB, dbName string, skip []int) *waitSampler {
 	skipped := make([]int64, len(skip))
 	for i, p := range skip {
 		skipped[i] = int64(p)
 	}
 	w := &waitSampler{counts: map[string]int{}, stopped: make(chan struct{}), done: make(chan struct{})}
+	stmt, err := admin.PrepareContext(ctx, `SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), count(*)
+		FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND pid <> ALL($2) AND backend_type = 'client backend'
+		GROUP BY 1`)
+	if err != nil {
+		close(w.done)
+		return w
+	}
 	go func() {
 		defer close(w.done)
-		t := time.NewTicker(20 * time.Millisecond)
+		defer stmt.Close()
+		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
@@ -79,9 +89,7 @@ func startWaits(ctx context.Context, admin *sql.DB, dbName string, skip []int) *
 				return
 			case <-t.C:
 			}
-			rows, err := admin.QueryContext(ctx, `SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), count(*)
-				FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND pid <> ALL($2) AND backend_type = 'client backend'
-				GROUP BY 1`, dbName, pq.Array(skipped))
+			rows, err := stmt.QueryContext(ctx, dbName, pq.Array(skipped))
 			if err != nil {
 				continue
 			}
