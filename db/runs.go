@@ -93,6 +93,10 @@ func (d *DB) LastSuccess(ctx context.Context, job string) (time.Time, error) {
 	return at.Time, nil
 }
 
+const insertDriftSQL = `INSERT INTO subscription_drift (run_id, stripe_subscription_id, field, db_value, stripe_value)
+	SELECT $1, s, f, NULLIF(dv, ''), NULLIF(sv, '')
+	FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(s, f, dv, sv)`
+
 // InsertDrift records drifted fields found by run id, in one statement.
 func (d *DB) InsertDrift(ctx context.Context, runID int64, drift []reconcile.Drift) error {
 	if len(drift) == 0 {
@@ -106,11 +110,7 @@ func (d *DB) InsertDrift(ctx context.Context, runID int64, drift []reconcile.Dri
 		subs[i], fields[i] = dr.SubscriptionID, dr.Field
 		dbVals[i], stripeVals[i] = truncate(dr.DBValue, 500), truncate(dr.StripeValue, 500)
 	}
-	_, err := d.x.ExecContext(ctx, `INSERT INTO subscription_drift
-			(run_id, stripe_subscription_id, field, db_value, stripe_value)
-		SELECT $1, s, f, NULLIF(dv, ''), NULLIF(sv, '')
-		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(s, f, dv, sv)`,
-		runID, pq.Array(subs), pq.Array(fields), pq.Array(dbVals), pq.Array(stripeVals))
+	err := d.execIn(ctx, nil, insertDriftSQL, runID, pq.Array(subs), pq.Array(fields), pq.Array(dbVals), pq.Array(stripeVals))
 	if err := d.observe("insert_drift", err); err != nil {
 		return fmt.Errorf("record %d drifted fields of run %d: %w", len(drift), runID, err)
 	}

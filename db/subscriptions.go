@@ -49,12 +49,16 @@ func (d *DB) GetSubscription(ctx context.Context, id string) (reconcile.Subscrip
 	return s, nil
 }
 
+// subscriptionsByIDSQL reads the rows of the ids in $1, each looked up
+// through the primary key (see readLockedSQL).
+var subscriptionsByIDSQL = `SELECT s.* FROM unnest($1::text[]) AS k(id), LATERAL (SELECT ` + subscriptionColumns + `
+	FROM user_subscriptions WHERE stripe_subscription_id = k.id) AS s`
+
 // SubscriptionsByID reads the rows of the given subscription ids in one
 // query, keyed by id; ids without a row are absent.
 func (d *DB) SubscriptionsByID(ctx context.Context, ids []string) (map[string]reconcile.Subscription, error) {
 	var rows []reconcile.Subscription
-	err := d.x.SelectContext(ctx, &rows, `SELECT `+subscriptionColumns+` FROM user_subscriptions
-		WHERE stripe_subscription_id = ANY($1)`, pq.Array(ids))
+	err := d.selectIn(ctx, nil, &rows, subscriptionsByIDSQL, pq.Array(ids))
 	if err := d.observe("select_subscriptions", err); err != nil {
 		return nil, fmt.Errorf("read %d subscriptions: %w", len(ids), err)
 	}
