@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/subsync/subsync/internal/jsondecode"
 )
 
 // Envelope is what the inbox reads of a Stripe event: its identity and
@@ -25,7 +27,7 @@ type Envelope struct {
 // evt_ id, a type, a created time and a data.object that is a JSON object.
 func ReadEnvelope(body []byte) (Envelope, error) {
 	var ev Envelope
-	if err := json.Unmarshal(body, &ev); err != nil {
+	if err := jsondecode.Unmarshal(body, &ev); err != nil {
 		return ev, fmt.Errorf("%w: %w", ErrNotAnEvent, err)
 	}
 	obj := ev.Data.Object
@@ -58,7 +60,7 @@ func checkEventHead(id, typ, object string, created int64, hasObject bool) error
 func (e Envelope) SubscriptionID() string {
 	if IsInvoiceEvent(e.Type) {
 		var obj map[string]any
-		if json.Unmarshal(e.Data.Object, &obj) != nil {
+		if jsondecode.Unmarshal(e.Data.Object, &obj) != nil {
 			return ""
 		}
 		return subscriptionOfObject(e.Type, obj)
@@ -67,7 +69,7 @@ func (e Envelope) SubscriptionID() string {
 		ID     string `json:"id"`
 		Object string `json:"object"`
 	}
-	if json.Unmarshal(e.Data.Object, &head) != nil || head.Object != "subscription" {
+	if jsondecode.Unmarshal(e.Data.Object, &head) != nil || head.Object != "subscription" {
 		return ""
 	}
 	return clip(head.ID)

@@ -1,12 +1,13 @@
 package stripeapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/stripe/stripe-go/v76"
+
+	"github.com/subsync/subsync/internal/jsondecode"
 )
 
 // Stripe renders an object in the API version of the reader: a webhook in
@@ -48,10 +49,10 @@ type wirePrice struct {
 // UnmarshalJSON reads a price object or, unexpanded, its id.
 func (p *wirePrice) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
-		return json.Unmarshal(b, &p.ID)
+		return jsondecode.Unmarshal(b, &p.ID)
 	}
 	type plain wirePrice
-	return json.Unmarshal(b, (*plain)(p))
+	return jsondecode.Unmarshal(b, (*plain)(p))
 }
 
 // price returns p as a stripe-go price: a plan's interval becomes the
@@ -98,14 +99,14 @@ type wireCustomer struct {
 // UnmarshalJSON reads a customer id or object.
 func (c *wireCustomer) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
-		return json.Unmarshal(b, &c.ID)
+		return jsondecode.Unmarshal(b, &c.ID)
 	}
 	var o struct {
 		ID       string            `json:"id"`
 		Metadata map[string]string `json:"metadata"`
 		Deleted  bool              `json:"deleted"`
 	}
-	if err := json.Unmarshal(b, &o); err != nil {
+	if err := jsondecode.Unmarshal(b, &o); err != nil {
 		return err
 	}
 	*c = wireCustomer{ID: o.ID, Metadata: o.Metadata, Deleted: o.Deleted, Expanded: o.ID != ""}
@@ -146,7 +147,7 @@ type wireSubscription struct {
 // id, status or customer.
 func DecodeSubscription(raw []byte, planned func(priceID string) bool) (*stripe.Subscription, error) {
 	var w wireSubscription
-	if err := json.Unmarshal(raw, &w); err != nil {
+	if err := jsondecode.Unmarshal(raw, &w); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	switch {
