@@ -52,6 +52,7 @@ func FuzzDecodeSubscriptionAsEncodingJSON(f *testing.F) {
 		`{"id":"sub_1","status":"active","customer":"cus_1"} `, `{"id":"sub_1"}x`, `{"id":"sub_1",}`, `{`, ``, `null`, `[]`, `"sub_1"`,
 		`{"id":"sub_1","status":"active","customer":{"id":"cus_1","metadata":{"user_id":null},"deleted":1}}`,
 		`{"metadata":{"a":"b","c":1},"id":"sub_1","status":"active","customer":"cus_1"}`,
+		`{"id":"sub_1","object":"subscription","status":"active","customer":"cus_1","ſtatus":"canceled","\u212aey":1}`,
 	} {
 		f.Add([]byte(s))
 	}
