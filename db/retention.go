@@ -27,7 +27,10 @@ func (d *DB) PruneEvents(ctx context.Context, retention time.Duration) (int64, e
 // PruneHistory deletes the reconcile runs that finished more than
 // retention ago with their drift rows (drift first, PruneBatch rows at a
 // time, then the runs), and returns how many drift and run rows it deleted.
-// A run still marked running is kept.
+// A run still marked running is kept, and so is a run with drift rows
+// left (rows another pruner holds, or that came within the retention only
+// after the drift was pruned): drift rows have no foreign key to cascade
+// from their run, and are deleted first, the next time if not now.
 func (d *DB) PruneHistory(ctx context.Context, retention time.Duration) (drift, runs int64, err error) {
 	drift, err = d.pruneLoop(ctx, "prune_drift", `
 		DELETE FROM subscription_drift WHERE id IN (
@@ -40,8 +43,9 @@ func (d *DB) PruneHistory(ctx context.Context, retention time.Duration) (drift, 
 	}
 	runs, err = d.pruneLoop(ctx, "prune_runs", `
 		DELETE FROM reconcile_runs WHERE id IN (
-			SELECT id FROM reconcile_runs
+			SELECT id FROM reconcile_runs r
 			WHERE finished_at < now() - $1 * interval '1 millisecond' AND status <> 'running'
+				AND NOT EXISTS (SELECT 1 FROM subscription_drift s WHERE s.run_id = r.id)
 			ORDER BY finished_at
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED)`, retention)

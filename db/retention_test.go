@@ -81,4 +81,24 @@ func TestRetentionDeletesOnlyWhatItShould(t *testing.T) {
 	if len(kept) != 2 || kept[0].Run != 3 || kept[1].Run != 4 || kept[0].Drift != 700 || kept[1].Drift != 700 {
 		t.Fatalf("runs left %+v, want runs 3 (running) and 4 (recent) with 700 drift rows each", kept)
 	}
+
+	// An old run whose drift rows another pruner holds is kept until they
+	// are gone: none of its drift rows outlives it.
+	x.MustExec(`INSERT INTO reconcile_runs (id, job, started_at, finished_at, status) VALUES
+		(5, 'subscriptions', now() - interval '100 days', now() - interval '100 days', 'succeeded');
+		INSERT INTO subscription_drift (run_id, stripe_subscription_id, field) VALUES (5, 'sub_a', 'status'), (5, 'sub_b', 'status')`)
+	other := x.MustBegin()
+	other.MustExec(`SELECT 1 FROM subscription_drift WHERE run_id = 5 AND stripe_subscription_id = 'sub_a' FOR UPDATE`)
+	if drift, runs, err = d.PruneHistory(ctx, 90*24*time.Hour); err != nil || drift != 1 || runs != 0 {
+		t.Errorf("with a drift row held elsewhere: pruned %d drift rows and %d runs (%v), want 1 and 0", drift, runs, err)
+	}
+	other.Rollback()
+	if drift, runs, err = d.PruneHistory(ctx, 90*24*time.Hour); err != nil || drift != 1 || runs != 1 {
+		t.Errorf("once released: pruned %d drift rows and %d runs (%v), want 1 and 1", drift, runs, err)
+	}
+	var orphans int
+	if err := x.Get(&orphans, `SELECT count(*) FROM subscription_drift s
+		WHERE NOT EXISTS (SELECT 1 FROM reconcile_runs r WHERE r.id = s.run_id)`); err != nil || orphans != 0 {
+		t.Errorf("%d drift rows without their run (%v)", orphans, err)
+	}
 }
