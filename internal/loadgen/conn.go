@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -32,19 +33,27 @@ func newConn(target *url.URL, timeout time.Duration) *conn {
 }
 
 // post sends body signed with sig and returns the answer's status, its
-// body read and dropped. A request that fails on a connection kept from an
-// earlier one before any answer arrives (the server closed it while idle)
-// is sent once more on a new connection, as net/http's client does.
+// body read and dropped. A request that finds a connection kept from an
+// earlier one closed by the server (it closed it while idle) before any
+// answer arrives is sent once more on a new connection, as net/http's
+// client does; a request that timed out is not.
 func (c *conn) post(ctx context.Context, body []byte, sig string) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	reused := c.nc != nil
 	status, answered, err := c.try(ctx, body, sig)
-	if err != nil && reused && !answered {
+	if err != nil && reused && !answered && closedByPeer(err) {
 		status, _, err = c.try(ctx, body, sig)
 	}
 	return status, err
+}
+
+// closedByPeer reports whether err says the other end closed the
+// connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (c *conn) try(ctx context.Context, body []byte, sig string) (status int, answered bool, err error) {
