@@ -2,12 +2,11 @@ package reconcile_test
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/subsync/subsync/internal/jsondecode"
+	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/reconcile"
 )
 
@@ -15,15 +14,8 @@ import (
 // decoding goes through the fast decoder, give exactly what they give with
 // encoding/json alone. Seeds: every event of the corpora, and edge cases.
 func FuzzReadEnvelopeAsEncodingJSON(f *testing.F) {
-	for _, dir := range []string{corpusDir, moreCorpusDir} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-		for _, file := range files {
-			b, err := os.ReadFile(file)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(b)
-		}
+	for _, body := range testenv.CorpusEvents(f, false, corpusDir, moreCorpusDir) {
+		f.Add(body)
 	}
 	for _, s := range []string{
 		`{"id":"evt_1","object":"event","type":"customer.subscription.updated","created":1,"data":{"object":{"id":"sub_1","object":"subscription"}}}`,

@@ -5,13 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/reconcile"
 )
 
@@ -27,22 +26,8 @@ import (
 // Seeds: every object of testdata/stripe-events and of the stripe-mock
 // corpus, and the edge cases below.
 func FuzzSubscriptionPayload(f *testing.F) {
-	for _, dir := range []string{corpusDir, moreCorpusDir} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-		for _, file := range files {
-			b, err := os.ReadFile(file)
-			if err != nil {
-				f.Fatal(err)
-			}
-			var ev struct {
-				Data struct {
-					Object json.RawMessage `json:"object"`
-				} `json:"data"`
-			}
-			if json.Unmarshal(b, &ev) == nil && len(ev.Data.Object) > 0 {
-				f.Add([]byte(ev.Data.Object))
-			}
-		}
+	for _, obj := range testenv.CorpusEvents(f, true, corpusDir, moreCorpusDir) {
+		f.Add(obj)
 	}
 	for _, s := range []string{
 		`{}`, `null`, `[]`, `"sub_1"`,

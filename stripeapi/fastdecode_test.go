@@ -1,16 +1,14 @@
 package stripeapi_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/subsync/subsync/internal/jsondecode"
+	"github.com/subsync/subsync/internal/testenv"
 	"github.com/subsync/subsync/stripeapi"
 )
 
@@ -20,22 +18,8 @@ import (
 // Seeds: every data.object of the event corpora, and edge cases of JSON
 // the two decoders could read differently.
 func FuzzDecodeSubscriptionAsEncodingJSON(f *testing.F) {
-	for _, dir := range []string{"../testdata/stripe-events", "../testdata/stripe-events-more"} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-		for _, file := range files {
-			b, err := os.ReadFile(file)
-			if err != nil {
-				f.Fatal(err)
-			}
-			var ev struct {
-				Data struct {
-					Object json.RawMessage `json:"object"`
-				} `json:"data"`
-			}
-			if json.Unmarshal(b, &ev) == nil && len(ev.Data.Object) > 0 {
-				f.Add([]byte(ev.Data.Object))
-			}
-		}
+	for _, obj := range testenv.CorpusEvents(f, true, "../testdata/stripe-events", "../testdata/stripe-events-more") {
+		f.Add(obj)
 	}
 	for _, s := range []string{
 		`{"id":"sub_1","object":"subscription","status":"active","customer":"cus_1","items":{"data":[{"price":"price_2"}]}}`,
