@@ -89,6 +89,9 @@ func plain(data []byte) bool {
 			}
 			wantKey = c == '{'
 		case '}', ']':
+			if depth == 0 {
+				return false // unbalanced: encoding/json says how
+			}
 			depth--
 			wantKey = false
 		case ',':

@@ -59,6 +59,7 @@ func TestUnicodeKeysAsEncodingJSON(t *testing.T) {
 		`{"a":1,"\u0062":2}`:           false,
 		`{"a":["x",{"é":1}]}`:          false,
 		`["ſ",{"k":"ſ"},"ſ"]`:          true,
+		"}[":                           false, "][0": false, `}{"ſ":1}`: false, `]]`: false,
 	} {
 		if plain([]byte(in)) != fast {
 			t.Errorf("plain(%s) = %v, want %v", in, !fast, fast)
