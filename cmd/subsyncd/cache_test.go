@@ -198,8 +198,19 @@ func TestServeWebhookDeletesCacheKey(t *testing.T) {
 	post("customer.subscription.updated", "price_pro_m", created.Add(10*time.Second))
 	waitGone()
 
-	if _, exposition := get(t, "http://"+d.metrics+"/metrics"); !strings.Contains(exposition, `subsync_cache_invalidations_total{outcome="success"} 2`) {
-		t.Errorf("/metrics lacks the two successful invalidations:\n%s", exposition)
+	// A delivery is counted once its outbox row is marked done, just after
+	// the key is deleted.
+	var exposition string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, exposition = get(t, "http://"+d.metrics+"/metrics")
+		if strings.Contains(exposition, `subsync_cache_invalidations_total{outcome="success"} 2`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks the two successful invalidations 15s after the key was deleted:\n%s", exposition)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := d.stop(t); err != nil {
 		t.Fatalf("serve returned %v", err)
