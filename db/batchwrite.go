@@ -103,7 +103,11 @@ func (d *DB) writeBatch(ctx context.Context, tx *sqlx.Tx, w reconcile.BatchWrite
 	if len(w.Rows) == 0 && len(w.Changes) == 0 && len(w.Events) == 0 {
 		return nil
 	}
-	rows, outbox, notes, err := d.writeArgs(w)
+	rows, outbox, err := d.writeArgs(w)
+	if err != nil {
+		return err
+	}
+	notes, err := changeNotes(w.Changes)
 	if err != nil {
 		return err
 	}
@@ -132,8 +136,8 @@ func (d *DB) writeBatch(ctx context.Context, tx *sqlx.Tx, w reconcile.BatchWrite
 }
 
 // writeArgs renders a write's rows and outbox rows as JSON documents for
-// upsertAndQueueSQL, and its changes as ChangeChannel payloads.
-func (d *DB) writeArgs(w reconcile.BatchWrite) (rows, outbox string, notes []string, err error) {
+// upsertAndQueueSQL.
+func (d *DB) writeArgs(w reconcile.BatchWrite) (rows, outbox string, err error) {
 	subs := w.Rows
 	if subs == nil {
 		subs = []reconcile.Subscription{}
@@ -145,19 +149,15 @@ func (d *DB) writeArgs(w reconcile.BatchWrite) (rows, outbox string, notes []str
 				CacheKey: strings.ReplaceAll(d.cacheKey, "{user_id}", c.UserID)})
 		}
 	}
-	notes, err = changeNotes(w.Changes)
-	if err != nil {
-		return "", "", nil, err
-	}
 	r, err := json.Marshal(subs)
 	if err != nil {
-		return "", "", nil, err
+		return "", "", err
 	}
 	o, err := json.Marshal(queue)
 	if err != nil {
-		return "", "", nil, err
+		return "", "", err
 	}
-	return string(r), string(o), notes, nil
+	return string(r), string(o), nil
 }
 
 // changeNotes renders changes as ChangeChannel payloads.
@@ -173,12 +173,14 @@ func changeNotes(changes []reconcile.Change) ([]string, error) {
 	return notes, nil
 }
 
+const notifyChangesSQL = `SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n`
+
 // notifyChanges announces changes on ChangeChannel in a statement of its
 // own, outside any transaction that writes (see storeSettledSQL).
 func (d *DB) notifyChanges(ctx context.Context, changes []reconcile.Change) {
 	notes, err := changeNotes(changes)
 	if err == nil && len(notes) > 0 {
-		_, err = d.x.ExecContext(ctx, `SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n`, ChangeChannel, pq.Array(notes))
+		err = d.execIn(ctx, nil, notifyChangesSQL, ChangeChannel, pq.Array(notes))
 	}
 	_ = d.observe("notify_changes", err)
 }

@@ -94,7 +94,7 @@ func (d *DB) storeEvents(ctx context.Context, tx *sqlx.Tx, evs []reconcile.NewEv
 	op, query, args := "insert_events", insertEventsOnlySQL, []any{doc}
 	if s != nil {
 		op, query = "store_settled_events", storeSettledSQL
-		rows, outbox, _, err := d.writeArgs(s.Write)
+		rows, outbox, err := d.writeArgs(s.Write)
 		if err != nil {
 			return nil, fmt.Errorf("insert %d events: %w", len(evs), err)
 		}

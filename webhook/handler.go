@@ -73,6 +73,9 @@ func New(cfg Config, store Store) (*Handler, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.ReadEvent == nil {
+		cfg.ReadEvent = func(ev reconcile.Envelope) (string, *stripe.Subscription) { return ev.SubscriptionID(), nil }
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -149,15 +152,7 @@ func (h *Handler) handle(r *http.Request) (answer, []slog.Attr) {
 	if err != nil {
 		return badRequest(err.Error()), nil
 	}
-	var (
-		subID  string
-		object *stripe.Subscription
-	)
-	if h.cfg.ReadEvent != nil {
-		subID, object = h.cfg.ReadEvent(ev)
-	} else {
-		subID = ev.SubscriptionID()
-	}
+	subID, object := h.cfg.ReadEvent(ev)
 	attrs := []slog.Attr{slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("subscription_id", subID)}
 	status := reconcile.StatusPending
 	if !reconcile.Handled(ev.Type) {
