@@ -52,6 +52,8 @@ func prepare(ctx context.Context, o options, n int, stderr io.Writer) (*fixture,
 		Prices:   prices,
 		Statuses: []string{"active", "active", "active", "trialing", "past_due", "canceled", "canceled"},
 		Spread:   o.spread,
+		// Both sweeps then pay the same for the fake's rendering of a page.
+		Prerender: true,
 	}); err != nil {
 		return nil, fmt.Errorf("seed %d subscriptions: %w", n, err)
 	}

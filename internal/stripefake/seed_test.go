@@ -159,3 +159,43 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// Seeding with Prerender changes when a subscription's JSON is rendered,
+// not what is served: two fakes seeded alike, one prerendered, list the
+// same bytes.
+func TestPrerenderedSeedListsTheSame(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2024, 8, 1, 0, 0, 0, 0, time.UTC)
+	list := func(prerender bool) []byte {
+		f, _ := newFake(t, stripefake.Options{Clock: frozenClock(now), Seed: 42})
+		fx := newFixture(t, f)
+		if _, err := f.SeedSubscriptions(60, stripefake.SeedOptions{
+			Prices: []string{fx.monthly, fx.annual}, Spread: 90 * 24 * time.Hour,
+			Statuses: []string{"active", "canceled", "trialing"}, Prerender: prerender,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodGet, f.URL()+"/v1/subscriptions?status=all&limit=100", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+f.APIKey())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body bytes.Buffer
+		if _, err := body.ReadFrom(resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("list: %d %v: %s", resp.StatusCode, err, body.Bytes())
+		}
+		return body.Bytes()
+	}
+	lazy, pre := list(false), list(true)
+	if n := bytes.Count(lazy, []byte(`"object":"subscription"`)); n != 60 {
+		t.Fatalf("listed %d subscriptions, want 60", n)
+	}
+	if !bytes.Equal(lazy, pre) {
+		t.Fatalf("prerendered listing differs:\n%s\nlazy:\n%s", pre, lazy)
+	}
+}
