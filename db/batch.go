@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/subsync/subsync/reconcile"
@@ -15,6 +16,41 @@ import (
 // one. Rows of the same id are applied in the order given, as successive
 // upserts would be (see reconcile.Fold). Results are in the order of rows.
 func (d *DB) UpsertSubscriptions(ctx context.Context, rows []reconcile.Subscription) ([]reconcile.UpsertResult, error) {
+	return d.foldAndWrite(ctx, "apply_subscriptions", rows, func(tx *sqlx.Tx, w reconcile.BatchWrite, _ []reconcile.UpsertResult) error {
+		return d.writeBatch(ctx, tx, w)
+	})
+}
+
+// RepairSubscriptions is the write of a page of a sweep: it writes rows as
+// UpsertSubscriptions does and, in the same statement, records under run
+// runID the drift found for each row the guard did not refuse (drift[i] is
+// rows[i]'s). The transaction commits without waiting for its WAL flush:
+// what it writes comes from Stripe, and the run's own end is recorded by a
+// transaction that does wait, which flushes every earlier commit with it.
+// A crash before that loses at most the repairs of a run left unfinished,
+// which the next sweep finds again. Its change notifications are sent by
+// the same statement, so the commit-time NOTIFY lock is held without a
+// flush to wait for.
+func (d *DB) RepairSubscriptions(ctx context.Context, runID int64, rows []reconcile.Subscription, drift [][]reconcile.Drift) ([]reconcile.UpsertResult, error) {
+	if len(drift) != len(rows) {
+		return nil, fmt.Errorf("repair %d subscriptions: %d lists of drift, want one per row", len(rows), len(drift))
+	}
+	return d.foldAndWrite(ctx, "repair_subscriptions", rows, func(tx *sqlx.Tx, w reconcile.BatchWrite, res []reconcile.UpsertResult) error {
+		var kept []reconcile.Drift
+		for i, r := range res {
+			if !r.Stale {
+				kept = append(kept, drift[i]...)
+			}
+		}
+		return d.writeRepair(ctx, tx, runID, w, kept)
+	})
+}
+
+// foldAndWrite locks the subscriptions of rows, reads their stored rows,
+// folds rows into them (see reconcile.Fold) and hands what to write, with
+// each row's result, to write, all in one transaction.
+func (d *DB) foldAndWrite(ctx context.Context, op string, rows []reconcile.Subscription,
+	write func(tx *sqlx.Tx, w reconcile.BatchWrite, res []reconcile.UpsertResult) error) ([]reconcile.UpsertResult, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -28,7 +64,7 @@ func (d *DB) UpsertSubscriptions(ctx context.Context, rows []reconcile.Subscript
 		byID[id] = append(byID[id], i)
 	}
 	out := make([]reconcile.UpsertResult, len(rows))
-	err := d.inTx(ctx, "apply_subscriptions", func(tx *sqlx.Tx) error {
+	err := d.inTx(ctx, op, func(tx *sqlx.Tx) error {
 		stored, err := d.lockSubscriptions(ctx, tx, ids)
 		if err != nil {
 			return err
@@ -52,7 +88,7 @@ func (d *DB) UpsertSubscriptions(ctx context.Context, rows []reconcile.Subscript
 			}
 			w.Changes = append(w.Changes, f.Changes...)
 		}
-		return d.writeBatch(ctx, tx, w)
+		return write(tx, w, out)
 	})
 	if err != nil {
 		return nil, err

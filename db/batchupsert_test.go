@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,10 @@ func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 	batched, single := openWithOutbox(t), openWithOutbox(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 11))
+	run, err := batched.StartRun(ctx, "subscriptions", false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	pick := func(xs ...string) *string {
 		v := xs[rng.IntN(len(xs))]
@@ -53,7 +58,12 @@ func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 				StripeStateAt:        at,
 			})
 		}
-		got, err := batched.UpsertSubscriptions(ctx, rows)
+		var got []reconcile.UpsertResult
+		if round%2 == 0 {
+			got, err = batched.UpsertSubscriptions(ctx, rows)
+		} else { // a sweep's repair writes the same way
+			got, err = batched.RepairSubscriptions(ctx, run, rows, make([][]reconcile.Drift, len(rows)))
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,6 +77,69 @@ func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 		if b, s := tableState(t, batched), tableState(t, single); !slices.Equal(b, s) {
 			t.Fatalf("round %d: tables differ\nbatched: %v\none by one: %v", round, b, s)
 		}
+	}
+}
+
+// A sweep's repair records the drift of each row it wrote, in the same
+// transaction, and none for a row the guard refused as stale; drift that
+// does not match its rows writes nothing. Its commit does not wait for the
+// WAL flush, and that setting ends with its transaction: a connection it
+// used commits durably again afterwards.
+func TestRepairRecordsTheDriftOfWhatItWrote(t *testing.T) {
+	t.Parallel()
+	d := openWithOutbox(t)
+	d.X().SetMaxOpenConns(1) // every statement below runs on the repair's connection
+	ctx := context.Background()
+	run, err := d.StartRun(ctx, "subscriptions", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	user := func(s string) *string { return &s }
+	row := func(id, status string, at time.Time) reconcile.Subscription {
+		return reconcile.Subscription{StripeSubscriptionID: id, UserID: user("u_" + id), StripeCustomerID: "cus_" + id,
+			BillingPeriod: "monthly", Status: status, StripeStateAt: at}
+	}
+	if _, err := d.UpsertSubscriptions(ctx, []reconcile.Subscription{row("sub_newer", "canceled", t0.Add(time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	rows := []reconcile.Subscription{row("sub_missing", "active", t0), row("sub_newer", "active", t0)}
+	drift := [][]reconcile.Drift{
+		{{SubscriptionID: "sub_missing", Field: reconcile.FieldMissingInDB, StripeValue: "active"}},
+		{{SubscriptionID: "sub_newer", Field: "status", DBValue: "canceled", StripeValue: "active"}},
+	}
+	if _, err := d.RepairSubscriptions(ctx, run, rows, drift[:1]); err == nil || !strings.Contains(err.Error(), "drift") {
+		t.Fatalf("repair with drift for 1 of 2 rows: %v, want an error naming the drift", err)
+	}
+	if got := tableState(t, d); len(got) != 2 { // sub_newer and its invalidation
+		t.Fatalf("a refused repair wrote: %v", got)
+	}
+	res, err := d.RepairSubscriptions(ctx, run, rows, drift)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res[0].Inserted || res[0].Stale || !res[1].Stale {
+		t.Fatalf("results %+v, want sub_missing inserted and sub_newer stale", res)
+	}
+	var got []reconcile.Drift
+	if err := d.EachDrift(ctx, run, func(dr reconcile.Drift) error { got = append(got, dr); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, drift[0]) {
+		t.Fatalf("drift recorded %+v, want only %+v", got, drift[0])
+	}
+	want := []string{
+		"outbox u_sub_missing|features:u_sub_missing|sub_missing ×1",
+		"outbox u_sub_newer|features:u_sub_newer|sub_newer ×1",
+		"sub_missing|u_sub_missing|cus_sub_missing|||monthly|active|f|2026-03-01 00:00:00+00",
+		"sub_newer|u_sub_newer|cus_sub_newer|||monthly|canceled|f|2026-03-01 01:00:00+00",
+	}
+	if st := tableState(t, d); !slices.Equal(st, want) {
+		t.Fatalf("tables:\n%s\nwant:\n%s", strings.Join(st, "\n"), strings.Join(want, "\n"))
+	}
+	var mode string
+	if err := d.X().Get(&mode, `SHOW synchronous_commit`); err != nil || mode != "on" {
+		t.Fatalf("synchronous_commit after a repair: %q %v, want on", mode, err)
 	}
 }
 

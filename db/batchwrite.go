@@ -135,6 +135,51 @@ func (d *DB) writeBatch(ctx context.Context, tx *sqlx.Tx, w reconcile.BatchWrite
 	return nil
 }
 
+// repairSQL writes a page of a sweep's repairs (see RepairSubscriptions) in
+// one round trip: the rows and outbox, the drift rows of run $3 from the
+// arrays $4 to $7 (see driftArrays), and the change notifications. It sets
+// its transaction's commit not to wait for the WAL flush.
+const repairSQL = upsertAndQueueSQL + `, drifted AS (
+    INSERT INTO subscription_drift (run_id, stripe_subscription_id, field, db_value, stripe_value)
+    SELECT $3, u.s, u.f, NULLIF(u.dv, ''), NULLIF(u.sv, '')
+    FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS u(s, f, dv, sv)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM upserted) AS upserted, (SELECT count(*) FROM queued) AS queued,
+    (SELECT count(*) FROM drifted) AS drifted,
+    (SELECT count(pg_notify($8, n)) FROM unnest($9::text[]) AS n) AS notified,
+    set_config('synchronous_commit', 'off', true) AS synchronous_commit`
+
+// writeRepair runs repairSQL for w and drift in tx.
+func (d *DB) writeRepair(ctx context.Context, tx *sqlx.Tx, runID int64, w reconcile.BatchWrite, drift []reconcile.Drift) error {
+	if len(w.Rows) == 0 && len(w.Changes) == 0 && len(drift) == 0 {
+		return nil
+	}
+	rows, outbox, err := d.writeArgs(w)
+	if err != nil {
+		return err
+	}
+	notes, err := changeNotes(w.Changes)
+	if err != nil {
+		return err
+	}
+	var n struct {
+		Upserted int    `db:"upserted"`
+		Queued   int    `db:"queued"`
+		Drifted  int    `db:"drifted"`
+		Notified int    `db:"notified"`
+		Commit   string `db:"synchronous_commit"`
+	}
+	subs, fields, dbVals, stripeVals := driftArrays(drift)
+	err = d.getIn(ctx, tx, &n, repairSQL, rows, outbox, runID, pq.Array(subs), pq.Array(fields),
+		pq.Array(dbVals), pq.Array(stripeVals), ChangeChannel, pq.Array(notes))
+	if err := d.observe("write_repair", err); err != nil {
+		return fmt.Errorf("repair %d subscriptions and record %d drifted fields of run %d: %w",
+			len(w.Rows), len(drift), runID, err)
+	}
+	return nil
+}
+
 // writeArgs renders a write's rows and outbox rows as JSON documents for
 // upsertAndQueueSQL.
 func (d *DB) writeArgs(w reconcile.BatchWrite) (rows, outbox string, err error) {

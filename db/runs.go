@@ -102,19 +102,26 @@ func (d *DB) InsertDrift(ctx context.Context, runID int64, drift []reconcile.Dri
 	if len(drift) == 0 {
 		return nil
 	}
-	subs := make([]string, len(drift))
-	fields := make([]string, len(drift))
-	dbVals := make([]string, len(drift))
-	stripeVals := make([]string, len(drift))
-	for i, dr := range drift {
-		subs[i], fields[i] = dr.SubscriptionID, dr.Field
-		dbVals[i], stripeVals[i] = truncate(dr.DBValue, 500), truncate(dr.StripeValue, 500)
-	}
+	subs, fields, dbVals, stripeVals := driftArrays(drift)
 	err := d.execIn(ctx, nil, insertDriftSQL, runID, pq.Array(subs), pq.Array(fields), pq.Array(dbVals), pq.Array(stripeVals))
 	if err := d.observe("insert_drift", err); err != nil {
 		return fmt.Errorf("record %d drifted fields of run %d: %w", len(drift), runID, err)
 	}
 	return nil
+}
+
+// driftArrays renders drift as the columns of subscription_drift, values
+// cut to 500 bytes.
+func driftArrays(drift []reconcile.Drift) (subs, fields, dbVals, stripeVals []string) {
+	subs = make([]string, len(drift))
+	fields = make([]string, len(drift))
+	dbVals = make([]string, len(drift))
+	stripeVals = make([]string, len(drift))
+	for i, dr := range drift {
+		subs[i], fields[i] = dr.SubscriptionID, dr.Field
+		dbVals[i], stripeVals[i] = truncate(dr.DBValue, 500), truncate(dr.StripeValue, 500)
+	}
+	return subs, fields, dbVals, stripeVals
 }
 
 // EachDrift calls fn for every drifted field of run id, ordered by

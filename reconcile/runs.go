@@ -308,12 +308,17 @@ func (r *Reconciler) recordDrift(ctx context.Context, rn *run, drift []Drift) er
 	if err := r.store.InsertDrift(ctx, rn.id, drift); err != nil {
 		return err
 	}
+	r.countDrift(rn, drift)
+	return nil
+}
+
+// countDrift counts recorded drifted fields by field.
+func (r *Reconciler) countDrift(rn *run, drift []Drift) {
 	if m := r.cfg.Metrics; m != nil {
 		for _, d := range drift {
 			m.ReconcileDrift.WithLabelValues(rn.job, d.Field).Inc()
 		}
 	}
-	return nil
 }
 
 // lowPriority marks bulk Stripe requests so that webhook refetches go

@@ -54,7 +54,11 @@ type Store interface {
 	EventsSettled(ctx context.Context, ids []string) (applied, waiting int, err error)
 
 	SubscriptionsByID(ctx context.Context, ids []string) (map[string]Subscription, error)
-	UpsertSubscriptions(ctx context.Context, rows []Subscription) ([]UpsertResult, error)
+	// RepairSubscriptions writes rows through the guarded upsert and
+	// records under run runID the drift of each row not refused as stale
+	// (drift[i] is rows[i]'s), in one transaction; results are in the
+	// order of rows.
+	RepairSubscriptions(ctx context.Context, runID int64, rows []Subscription, drift [][]Drift) ([]UpsertResult, error)
 	NewSeenSet(ctx context.Context) (SeenSet, error)
 }
 

@@ -176,6 +176,10 @@ func (sw *sweeper) page(ctx context.Context, subs []*stripe.Subscription, pageAt
 		}
 	}
 	rn.scan(len(subs))
+	if !rn.dry {
+		sw.r.countDrift(rn, drift) // recorded by the repair
+		return nil
+	}
 	return sw.r.recordDrift(ctx, rn, drift)
 }
 
@@ -218,16 +222,18 @@ func (sw *sweeper) compare(ctx context.Context, sub *stripe.Subscription, row Su
 }
 
 // repair writes the desired rows of a page's drifted subscriptions through
-// the guarded upsert, in one transaction; nothing in a dry run.
+// the guarded upsert and records their drift, in one transaction; nothing
+// in a dry run.
 func (sw *sweeper) repair(ctx context.Context, found []drifted) error {
 	if sw.rn.dry || len(found) == 0 {
 		return nil
 	}
 	rows := make([]Subscription, len(found))
+	drift := make([][]Drift, len(found))
 	for i, d := range found {
-		rows[i] = d.want
+		rows[i], drift[i] = d.want, d.fields
 	}
-	res, err := sw.r.store.UpsertSubscriptions(ctx, rows)
+	res, err := sw.r.store.RepairSubscriptions(ctx, sw.rn.id, rows, drift)
 	if err != nil {
 		return fmt.Errorf("repair %d subscriptions: %w", len(rows), err)
 	}
