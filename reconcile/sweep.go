@@ -168,11 +168,11 @@ func (sw *sweeper) page(ctx context.Context, subs []*stripe.Subscription, pageAt
 		}
 		rn.drifted.Add(1)
 		drift = append(drift, d.fields...)
-		log := rn.log.With("subscription_id", d.want.StripeSubscriptionID)
+		id := d.want.StripeSubscriptionID
 		if d.exists {
-			log.Info("subscription drifted", "fields", fieldNames(d.fields), "dry_run", rn.dry)
+			rn.log.Info("subscription drifted", "subscription_id", id, "fields", fieldNames(d.fields), "dry_run", rn.dry)
 		} else {
-			log.Debug("subscription row missing", "dry_run", rn.dry)
+			rn.log.Debug("subscription row missing", "subscription_id", id, "dry_run", rn.dry)
 		}
 	}
 	rn.scan(len(subs))
