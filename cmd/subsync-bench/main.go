@@ -30,6 +30,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,6 +61,7 @@ type options struct {
 	verboseChild bool
 	logLevel     string
 	rateRuns     int
+	loadRuns     int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -76,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.verboseChild, "v", false, "show the child's stderr")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "LOG_LEVEL of the child")
 	fs.IntVar(&o.rateRuns, "rate-runs", 3, "how many times the rate run is repeated (the machine may be shared)")
+	fs.IntVar(&o.loadRuns, "load-runs", 1, "how many times each size's initial load and steady sweep are measured, each time on a fresh fake and database")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -119,20 +122,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var last *fixture
 	defer func() { last.close(ctx) }()
 	for _, n := range o.sizes {
-		last.close(ctx)
-		if last, err = prepare(ctx, o, n, stderr); err != nil {
-			return err
-		}
-		for _, r := range []string{"initial load", "steady"} {
-			res, err := sweep(ctx, o, last, n, r, nil, stderr)
-			if err != nil {
-				return fmt.Errorf("%d subscriptions, %s: %w", n, r, err)
+		for range max(o.loadRuns, 1) {
+			last.close(ctx)
+			if last, err = prepare(ctx, o, n, stderr); err != nil {
+				return err
 			}
-			results = append(results, res)
-			res.print(stdout)
+			for _, r := range []string{"initial load", "steady"} {
+				res, err := sweep(ctx, o, last, n, r, nil, stderr)
+				if err != nil {
+					return fmt.Errorf("%d subscriptions, %s: %w", n, r, err)
+				}
+				results = append(results, res)
+				res.print(stdout)
+			}
 		}
 	}
 	printLinearity(stdout, results)
+	for _, line := range loadRatios(results) {
+		fmt.Fprintln(stdout, line)
+	}
 	if o.skipLatency {
 		return nil
 	}
@@ -145,6 +153,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // printLinearity prints the steady sweep's time per subscription by size.
+// loadRatios gives, per size, each initial load's duration over the steady
+// sweep's that followed it (duration_seconds, the run's own measure), and
+// their median when a size was measured more than once.
+func loadRatios(results []result) []string {
+	var out []string
+	var sizes []int
+	bySize := map[int][]float64{}
+	for i := 1; i < len(results); i++ {
+		first, steady := results[i-1], results[i]
+		if first.run != "initial load" || steady.run != "steady" || first.subs != steady.subs || steady.sweep <= 0 {
+			continue
+		}
+		if _, ok := bySize[first.subs]; !ok {
+			sizes = append(sizes, first.subs)
+		}
+		bySize[first.subs] = append(bySize[first.subs], first.sweep.Seconds()/steady.sweep.Seconds())
+	}
+	for _, n := range sizes {
+		rs := bySize[n]
+		parts := make([]string, len(rs))
+		for i, r := range rs {
+			parts[i] = fmt.Sprintf("%.2f×", r)
+		}
+		line := fmt.Sprintf("# %d: initial load / steady sweep: %s", n, strings.Join(parts, ", "))
+		if len(rs) > 1 {
+			sorted := slices.Sorted(slices.Values(rs))
+			line += fmt.Sprintf("; median %.2f×", median(sorted))
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
 func printLinearity(w io.Writer, results []result) {
 	fmt.Fprint(w, "# steady sweep per 1,000 subscriptions (wall / CPU):")
 	for _, r := range results {

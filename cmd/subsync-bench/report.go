@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -92,6 +93,53 @@ func (r caseResult) print(w io.Writer) {
 	}
 }
 
+// summarize gives, for each case measured more than once, the median of its
+// runs' ratio to pgbench (or, for a refetch case, of its share of the rate
+// limit) with their range, and the median ack p99: on a shared machine one
+// run can be far from the others.
+func summarize(results []caseResult) []string {
+	var names []string
+	byName := map[string][]caseResult{}
+	for _, r := range results {
+		if _, ok := byName[r.name]; !ok {
+			names = append(names, r.name)
+		}
+		byName[r.name] = append(byName[r.name], r)
+	}
+	var out []string
+	for _, name := range names {
+		rs := byName[name]
+		if len(rs) < 2 {
+			continue
+		}
+		var vals []float64
+		var p99s []time.Duration
+		unit, what := "×", "applied/pgbench"
+		for _, r := range rs {
+			v := r.ratio()
+			if r.pg == nil {
+				v, unit, what = 100*r.ceilingShare(), fmt.Sprintf("%% of %g/s", r.rateLimit), "applied"
+			}
+			vals = append(vals, v)
+			p99s = append(p99s, r.sent.Latency.P99)
+		}
+		slices.Sort(vals)
+		slices.Sort(p99s)
+		out = append(out, fmt.Sprintf("%s: %s median %.2f%s over %d runs (%.2f–%.2f%s), ack p99 median %s",
+			name, what, median(vals), unit, len(rs), vals[0], vals[len(vals)-1], unit, ms(median(p99s))))
+	}
+	return out
+}
+
+// median is the middle of sorted xs, or the mean of its two middles.
+func median[T float64 | time.Duration](xs []T) T {
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
 // printTable prints one row per measured run.
 func printTable(w io.Writer, results []caseResult) {
 	if len(results) == 0 {
@@ -137,5 +185,11 @@ func printTable(w io.Writer, results []caseResult) {
 			cells[i] = c + strings.Repeat(" ", widths[i]-len([]rune(c)))
 		}
 		fmt.Fprintln(w, strings.TrimRight(strings.Join(cells, "  "), " "))
+	}
+	if sum := summarize(results); len(sum) > 0 {
+		fmt.Fprintln(w)
+		for _, line := range sum {
+			fmt.Fprintln(w, line)
+		}
 	}
 }
