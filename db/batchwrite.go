@@ -103,11 +103,7 @@ func (d *DB) writeBatch(ctx context.Context, tx *sqlx.Tx, w reconcile.BatchWrite
 	if len(w.Rows) == 0 && len(w.Changes) == 0 && len(w.Events) == 0 {
 		return nil
 	}
-	rows, outbox, err := d.writeArgs(w)
-	if err != nil {
-		return err
-	}
-	notes, err := changeNotes(w.Changes)
+	rows, outbox, notes, err := d.notifyingWriteArgs(w)
 	if err != nil {
 		return err
 	}
@@ -155,11 +151,7 @@ func (d *DB) writeRepair(ctx context.Context, tx *sqlx.Tx, runID int64, w reconc
 	if len(w.Rows) == 0 && len(w.Changes) == 0 && len(drift) == 0 {
 		return nil
 	}
-	rows, outbox, err := d.writeArgs(w)
-	if err != nil {
-		return err
-	}
-	notes, err := changeNotes(w.Changes)
+	rows, outbox, notes, err := d.notifyingWriteArgs(w)
 	if err != nil {
 		return err
 	}
@@ -203,6 +195,16 @@ func (d *DB) writeArgs(w reconcile.BatchWrite) (rows, outbox string, err error) 
 		return "", "", err
 	}
 	return string(r), string(o), nil
+}
+
+// notifyingWriteArgs renders w as writeArgs does, and its changes as the
+// notifications of a statement that sends them.
+func (d *DB) notifyingWriteArgs(w reconcile.BatchWrite) (rows, outbox string, notes []string, err error) {
+	if rows, outbox, err = d.writeArgs(w); err != nil {
+		return "", "", nil, err
+	}
+	notes, err = changeNotes(w.Changes)
+	return rows, outbox, notes, err
 }
 
 // changeNotes renders changes as ChangeChannel payloads.
