@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -232,35 +231,68 @@ func (d *DB) notifyChanges(ctx context.Context, changes []reconcile.Change) {
 	_ = d.observe("notify_changes", err)
 }
 
-const lockSubscriptionsSQL = `SELECT pg_advisory_xact_lock(hashtextextended(id, 7071))
-	FROM (SELECT id FROM unnest($1::text[]) AS u(id) ORDER BY id) AS sorted`
+// lockSQL takes the advisory locks of the subscriptions in $1, every one
+// ($3 false, waiting) or those free now ($3 true), and reads their rows
+// once the locks are held, locking them too, and which of the events in $2
+// are stored, in one round trip: see subsync_lock_subscriptions (migration
+// 00014), whose queries each take a snapshot of their own.
+const lockSQL = `SELECT kind, stripe_subscription_id, user_id, stripe_customer_id, stripe_price_id, plan_id,
+	billing_period, status, current_period_start, current_period_end, cancel_at_period_end, canceled_at,
+	stripe_state_at, created_at, updated_at FROM subsync_lock_subscriptions($1, $2, $3)`
 
-// readLockedSQL reads and locks the rows of the ids in $1, each looked up
-// through the primary key. "WHERE stripe_subscription_id = ANY($1)" is
-// planned, once prepared, as a scan of the whole table for tables of a
-// few thousand rows, where it costs three times as much.
-var (
-	readLockedSQL       = readLockedQuery("")
-	readLockedNowaitSQL = readLockedQuery(" NOWAIT")
-)
+// lockedRow is a row of lockSQL: an event stored ("e"), a lock held ("l")
+// or a stored subscription row ("s"), whose columns are null in the others.
+type lockedRow struct {
+	Kind               string     `db:"kind"`
+	ID                 string     `db:"stripe_subscription_id"`
+	UserID             *string    `db:"user_id"`
+	StripeCustomerID   *string    `db:"stripe_customer_id"`
+	StripePriceID      *string    `db:"stripe_price_id"`
+	PlanID             *string    `db:"plan_id"`
+	BillingPeriod      *string    `db:"billing_period"`
+	Status             *string    `db:"status"`
+	CurrentPeriodStart *time.Time `db:"current_period_start"`
+	CurrentPeriodEnd   *time.Time `db:"current_period_end"`
+	CancelAtPeriodEnd  *bool      `db:"cancel_at_period_end"`
+	CanceledAt         *time.Time `db:"canceled_at"`
+	StripeStateAt      *time.Time `db:"stripe_state_at"`
+	CreatedAt          *time.Time `db:"created_at"`
+	UpdatedAt          *time.Time `db:"updated_at"`
+}
 
-func readLockedQuery(wait string) string {
-	return `SELECT s.* FROM unnest($1::text[]) AS k(id), LATERAL (SELECT ` + subscriptionColumns + `
-		FROM user_subscriptions WHERE stripe_subscription_id = k.id FOR UPDATE` + wait + `) AS s`
+func (r lockedRow) subscription() reconcile.Subscription {
+	deref := func(t *time.Time) time.Time {
+		if t == nil {
+			return time.Time{}
+		}
+		return *t
+	}
+	s := reconcile.Subscription{
+		StripeSubscriptionID: r.ID, UserID: r.UserID, StripePriceID: r.StripePriceID, PlanID: r.PlanID,
+		CurrentPeriodStart: r.CurrentPeriodStart, CurrentPeriodEnd: r.CurrentPeriodEnd, CanceledAt: r.CanceledAt,
+		StripeStateAt: deref(r.StripeStateAt), CreatedAt: deref(r.CreatedAt), UpdatedAt: deref(r.UpdatedAt),
+	}
+	if r.StripeCustomerID != nil {
+		s.StripeCustomerID = *r.StripeCustomerID
+	}
+	if r.BillingPeriod != nil {
+		s.BillingPeriod = *r.BillingPeriod
+	}
+	if r.Status != nil {
+		s.Status = *r.Status
+	}
+	if r.CancelAtPeriodEnd != nil {
+		s.CancelAtPeriodEnd = *r.CancelAtPeriodEnd
+	}
+	return s
 }
 
 // lockSubscriptions takes the advisory locks of ids in sorted order (so
 // two batches never deadlock; every writer of a subscription takes the
 // same lock) and returns their stored rows, read after the locks are held.
 func (d *DB) lockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]reconcile.Subscription, error) {
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	err := d.execIn(ctx, tx, lockSubscriptionsSQL, pq.Array(ids))
-	if err := d.observe("lock_subscriptions", err); err != nil {
-		return nil, fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
-	}
-	return d.readLocked(ctx, tx, ids, false)
+	h, err := d.lockAndRead(ctx, tx, ids, nil, false)
+	return h.Rows, err
 }
 
 // tryLockSubscriptions takes those of the advisory locks of ids that are
@@ -270,60 +302,37 @@ func (d *DB) lockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids []string) (
 // advisory lock (not subsyncd) makes it fail, with errRowLocked, rather
 // than wait.
 func (d *DB) tryLockSubscriptions(ctx context.Context, tx *sqlx.Tx, ids, eventIDs []string) (reconcile.Held, error) {
-	var got []struct {
-		Kind string `db:"kind"`
-		ID   string `db:"id"`
-	}
-	err := d.selectIn(ctx, tx, &got, tryLockSubscriptionsSQL, pq.Array(ids), pq.Array(eventIDs))
-	if err := d.observe("lock_subscriptions", err); err != nil {
-		return reconcile.Held{}, fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
-	}
-	h := reconcile.Held{Locked: map[string]bool{}, Stored: map[string]bool{}}
-	var locked []string
-	for _, r := range got {
-		if r.Kind == "s" {
-			h.Locked[r.ID] = true
-			locked = append(locked, r.ID)
-		} else {
-			h.Stored[r.ID] = true
-		}
-	}
-	if h.Rows, err = d.readLocked(ctx, tx, locked, true); err != nil {
-		return reconcile.Held{}, err
-	}
-	return h, nil
+	return d.lockAndRead(ctx, tx, ids, eventIDs, true)
 }
 
 // errRowLocked is tryLockSubscriptions's answer when a row it must read is
 // locked by a writer that does not take the advisory locks.
 var errRowLocked = errors.New("a subscription row is locked by another writer")
 
-const tryLockSubscriptionsSQL = `SELECT 's' AS kind, id FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS u(id)) AS ids
-	WHERE pg_try_advisory_xact_lock(hashtextextended(id, 7071))
-UNION ALL
-SELECT 'e', id FROM stripe_webhook_events WHERE id = ANY($2::text[])`
-
-// readLocked reads the stored rows of ids in a statement of its own, so
-// that its snapshot, taken after the advisory locks, sees every write
-// committed by the writers that held them. With nowait, a row another
-// writer holds fails the read with errRowLocked rather than waits.
-func (d *DB) readLocked(ctx context.Context, tx *sqlx.Tx, ids []string, nowait bool) (map[string]reconcile.Subscription, error) {
-	query := readLockedSQL
-	if nowait {
-		query = readLockedNowaitSQL
+// lockAndRead runs lockSQL.
+func (d *DB) lockAndRead(ctx context.Context, tx *sqlx.Tx, ids, eventIDs []string, try bool) (reconcile.Held, error) {
+	if eventIDs == nil {
+		eventIDs = []string{}
 	}
-	var stored []reconcile.Subscription
-	err := d.selectIn(ctx, tx, &stored, query, pq.Array(ids))
+	var got []lockedRow
+	err := d.selectIn(ctx, tx, &got, lockSQL, pq.Array(ids), pq.Array(eventIDs), try)
 	var pqErr *pq.Error
-	if nowait && errors.As(err, &pqErr) && pqErr.Code == "55P03" { // lock_not_available: expected, not a fault
-		return nil, errRowLocked
+	if try && errors.As(err, &pqErr) && pqErr.Code == "55P03" { // lock_not_available: expected, not a fault
+		return reconcile.Held{}, errRowLocked
 	}
-	if err := d.observe("select_subscriptions", err); err != nil {
-		return nil, fmt.Errorf("read %d subscriptions: %w", len(ids), err)
+	if err := d.observe("lock_subscriptions", err); err != nil {
+		return reconcile.Held{}, fmt.Errorf("lock %d subscriptions: %w", len(ids), err)
 	}
-	out := make(map[string]reconcile.Subscription, len(stored))
-	for _, s := range stored {
-		out[s.StripeSubscriptionID] = s
+	h := reconcile.Held{Locked: map[string]bool{}, Stored: map[string]bool{}, Rows: map[string]reconcile.Subscription{}}
+	for _, r := range got {
+		switch r.Kind {
+		case "l":
+			h.Locked[r.ID] = true
+		case "e":
+			h.Stored[r.ID] = true
+		case "s":
+			h.Rows[r.ID] = r.subscription()
+		}
 	}
-	return out, nil
+	return h, nil
 }

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -11,8 +12,9 @@ import (
 
 // A statement prepared before a migration changed what it reads fails
 // once ("cached plan must not change result type"); the next run prepares
-// it anew and succeeds, instead of failing forever. After Close, nothing
-// prepared is handed out.
+// it anew and succeeds, instead of failing forever. Writes, whose locked
+// read goes through subsync_lock_subscriptions, keep working. After Close,
+// nothing prepared is handed out.
 func TestPreparedStatementRecoversFromSchemaChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -31,34 +33,49 @@ func TestPreparedStatementRecoversFromSchemaChange(t *testing.T) {
 		_, err := d.UpsertSubscriptions(ctx, []reconcile.Subscription{row})
 		return err
 	}
-	testenv.WaitFor(t, "the locked read prepared", func() bool {
+	read := func() error {
+		got, err := d.SubscriptionsByID(ctx, []string{"sub_prep"})
+		if err == nil && !got["sub_prep"].StripeStateAt.Equal(row.StripeStateAt) {
+			t.Fatalf("read %+v, want the last write's state %s", got["sub_prep"], row.StripeStateAt)
+		}
+		return err
+	}
+	testenv.WaitFor(t, "the row read and the locks prepared", func() bool {
 		if err := upsert(); err != nil {
 			t.Fatal(err)
 		}
-		return d.prepared(readLockedSQL) != nil
+		if err := read(); err != nil {
+			t.Fatal(err)
+		}
+		return d.prepared(subscriptionsByIDSQL) != nil && d.prepared(lockSQL) != nil
 	})
-	if err := upsert(); err != nil { // prepared on the pool's connection too
+	if err := errors.Join(upsert(), read()); err != nil { // prepared on the pool's connection too
 		t.Fatal(err)
 	}
 	if _, err := d.x.Exec(`ALTER TABLE user_subscriptions ALTER COLUMN status TYPE varchar(64)`); err != nil {
 		t.Fatal(err)
 	}
-	failed := 0
+	var failedWrites, failedReads int
 	for range 3 {
 		if err := upsert(); err != nil {
-			failed++
-			t.Logf("after the schema change: %v", err)
+			failedWrites++
+			t.Logf("write after the schema change: %v", err)
+		}
+		if err := read(); err != nil {
+			failedReads++
+			t.Logf("read after the schema change: %v", err)
 		}
 	}
-	if failed > 1 {
-		t.Fatalf("%d of 3 writes failed after the schema change, want at most the first", failed)
+	if failedWrites > 1 || failedReads > 1 {
+		t.Fatalf("after the schema change %d of 3 writes and %d of 3 reads failed, want at most the first of each",
+			failedWrites, failedReads)
 	}
 	got, err := d.GetSubscription(ctx, "sub_prep")
 	if err != nil || !got.StripeStateAt.Equal(row.StripeStateAt) {
 		t.Fatalf("row %+v (%v), want the last write's state %s", got, err, row.StripeStateAt)
 	}
 	d.Close()
-	if st := d.prepared(readLockedSQL); st != nil {
+	if st := d.prepared(subscriptionsByIDSQL); st != nil {
 		t.Fatal("a prepared statement was handed out after Close")
 	}
 }

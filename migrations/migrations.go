@@ -4,7 +4,10 @@
 // A migration that creates a table also closes it to Supabase's Data API
 // roles (anon, authenticated), as 00011_close_data_api.sql does, and the
 // table joins db.Tables; TestSupabaseTablesClosedToDataAPI fails on any
-// table those roles can reach.
+// table those roles can reach, and on any function in public they may
+// execute (00014_lock_subscriptions.sql revokes its function from them). A
+// migration that changes a column of user_subscriptions recreates
+// subsync_lock_subscriptions, which returns those columns.
 package migrations
 
 import "embed"
