@@ -52,9 +52,12 @@ func (d *DB) GetSubscription(ctx context.Context, id string) (reconcile.Subscrip
 // subscriptionsByIDSQL reads the rows of the ids in $1, each looked up
 // through the primary key: "WHERE stripe_subscription_id = ANY($1)" is
 // planned, once prepared, as a scan of the whole table for tables of a few
-// thousand rows, where it costs three times as much.
+// thousand rows, where it costs three times as much. OFFSET 0 keeps the
+// lookup from being flattened into a join, which a plan made while the
+// table is small or not yet analyzed (a first sweep into an empty table)
+// makes a hash join over a scan of the whole table, kept while it grows.
 var subscriptionsByIDSQL = `SELECT s.* FROM unnest($1::text[]) AS k(id), LATERAL (SELECT ` + subscriptionColumns + `
-	FROM user_subscriptions WHERE stripe_subscription_id = k.id) AS s`
+	FROM user_subscriptions WHERE stripe_subscription_id = k.id OFFSET 0) AS s`
 
 // SubscriptionsByID reads the rows of the given subscription ids in one
 // query, keyed by id; ids without a row are absent.

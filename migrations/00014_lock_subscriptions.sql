@@ -14,6 +14,12 @@
 -- each subscription whose lock is held, 's' with the stored row of each of
 -- those that has one. The row's columns are cast to the declared types, so
 -- that a later change of a column to a type that casts keeps it working.
+--
+-- Every read looks its rows up one key at a time through the primary key
+-- (LATERAL, kept from being flattened into a join by OFFSET 0 or FOR
+-- UPDATE). A plan made while a table is small or not yet analyzed would
+-- otherwise scan the whole table for each call, and stay cached while the
+-- table grows: on a fresh database, until autovacuum first analyzes it.
 -- Callers: db.lockAndRead.
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION subsync_lock_subscriptions(ids text[], event_ids text[], try_only boolean)
@@ -39,7 +45,8 @@ BEGIN
     RETURN QUERY SELECT 'e'::text, e.id, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
         NULL::timestamptz, NULL::timestamptz, NULL::boolean, NULL::timestamptz, NULL::timestamptz,
         NULL::timestamptz, NULL::timestamptz
-        FROM stripe_webhook_events e WHERE e.id = ANY (event_ids);
+        FROM unnest(event_ids) AS k(id), LATERAL (SELECT e.id FROM stripe_webhook_events e
+            WHERE e.id = k.id OFFSET 0) AS e;
     RETURN QUERY SELECT 'l'::text, h.id, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
         NULL::timestamptz, NULL::timestamptz, NULL::boolean, NULL::timestamptz, NULL::timestamptz,
         NULL::timestamptz, NULL::timestamptz
