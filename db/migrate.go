@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
@@ -107,5 +108,21 @@ func (d *DB) Ready(ctx context.Context) error {
 	if current < latest {
 		return fmt.Errorf("schema at version %d, binary needs %d: run subsyncd migrate", current, latest)
 	}
+	// Every writer locks its subscriptions through this function; on
+	// Supabase only its owner may call it unless granted (migration 00014).
+	var role string
+	var callable bool
+	err = d.x.QueryRowxContext(ctx, `SELECT current_user, has_function_privilege('`+lockFunction+`', 'EXECUTE')`).
+		Scan(&role, &callable)
+	if err := d.observe("ready", err); err != nil {
+		return fmt.Errorf("check the privilege to execute %s: %w", lockFunction, err)
+	}
+	if !callable {
+		return fmt.Errorf("role %s may not execute %s, through which every write locks its subscriptions: "+
+			"GRANT EXECUTE ON FUNCTION %s TO %s", role, lockFunction, lockFunction, pq.QuoteIdentifier(role))
+	}
 	return nil
 }
+
+// lockFunction is the function of migration 00014 that lockSQL calls.
+const lockFunction = "subsync_lock_subscriptions(text[], text[], boolean)"

@@ -2,12 +2,16 @@ package db_test
 
 import (
 	"context"
+	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/internal/testenv"
+	"github.com/subsync/subsync/reconcile"
 )
 
 func openMigrated(t *testing.T, url string) *db.DB {
@@ -45,6 +49,48 @@ func TestSupabaseMigrationDoesNothingOnPlainPostgres(t *testing.T) {
 	if err := d.Ready(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// A role that does not own the tables runs subsyncd with its table
+	// privileges alone: the lock function stays callable by every role.
+	rt := runtimeRole(t, d.X(), pg.URL())
+	if err := rt.Ready(context.Background()); err != nil {
+		t.Fatalf("a runtime role with table privileges: %v", err)
+	}
+	if _, err := rt.UpsertSubscription(context.Background(), runtimeRow()); err != nil {
+		t.Fatalf("a runtime role with table privileges cannot write: %v", err)
+	}
+}
+
+// runtimeRole creates a login role that does not own the tables, granted
+// what a role running subsyncd after the owner migrated needs on them, and
+// opens the database (of url, a superuser's) as that role.
+func runtimeRole(t *testing.T, super *sqlx.DB, rawURL string) *db.DB {
+	t.Helper()
+	for _, stmt := range []string{
+		`CREATE ROLE subsync_runtime LOGIN`,
+		`GRANT USAGE ON SCHEMA public TO subsync_runtime`,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO subsync_runtime`,
+		`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO subsync_runtime`,
+	} {
+		if _, err := super.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User("subsync_runtime")
+	d, err := db.Open(context.Background(), db.Config{URL: u.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func runtimeRow() reconcile.Subscription {
+	return reconcile.Subscription{StripeSubscriptionID: "sub_runtime", StripeCustomerID: "cus_runtime",
+		BillingPeriod: reconcile.PeriodMonthly, Status: "active", StripeStateAt: time.Now().UTC()}
 }
 
 func TestSupabaseMigrationProtectsRows(t *testing.T) {
@@ -90,5 +136,22 @@ func TestSupabaseMigrationProtectsRows(t *testing.T) {
 	tx.MustExec(`SET LOCAL ROLE authenticated`)
 	if _, err := tx.Exec(`INSERT INTO stripe_webhook_events (id, type, stripe_created_at, payload) VALUES ('evt_2', 'x', now(), '{}')`); err == nil {
 		t.Fatal("an authenticated user inserted an event")
+	}
+	_ = tx.Rollback()
+
+	// Here the lock function is closed to PUBLIC too: a runtime role that
+	// does not own the tables is told what to grant, and writes once granted.
+	rt := runtimeRole(t, x, supa.URL())
+	x.MustExec(`ALTER ROLE subsync_runtime BYPASSRLS`) // as service_role: the tables' rows are behind row-level security
+	const grant = `GRANT EXECUTE ON FUNCTION subsync_lock_subscriptions(text[], text[], boolean) TO "subsync_runtime"`
+	if err := rt.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), grant) {
+		t.Fatalf("Ready for a runtime role without the function: %v, want it to say %q", err, grant)
+	}
+	x.MustExec(grant)
+	if err := rt.Ready(context.Background()); err != nil {
+		t.Fatalf("after the grant: %v", err)
+	}
+	if _, err := rt.UpsertSubscription(context.Background(), runtimeRow()); err != nil {
+		t.Fatalf("a granted runtime role cannot write: %v", err)
 	}
 }

@@ -72,15 +72,22 @@ END;
 $$;
 -- +goose StatementEnd
 
--- Only its owner (the role that migrates, which subsyncd connects as) calls
--- it. On Supabase the default privileges grant new functions in public to
--- anon and authenticated, and the Data API serves them through /rpc.
-REVOKE ALL ON FUNCTION subsync_lock_subscriptions(text[], text[], boolean) FROM PUBLIC;
+-- On Supabase (where the Data API's roles anon and authenticated exist),
+-- Postgres's default lets PUBLIC execute a new function, the project's
+-- default privileges grant it to anon and authenticated, and the Data API
+-- would serve it through /rpc. There it is revoked from all three: the
+-- owner (the role that migrates) calls it, and a role that runs subsyncd
+-- without owning the tables needs GRANT EXECUTE on it (subsyncd check says
+-- so). Elsewhere its privileges stay Postgres's default: any role may call
+-- it, with its own privileges on the tables it reads and locks.
 -- +goose StatementBegin
 DO $$
 DECLARE
     role text;
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname IN ('anon', 'authenticated')) THEN
+        REVOKE ALL ON FUNCTION subsync_lock_subscriptions(text[], text[], boolean) FROM PUBLIC;
+    END IF;
     FOREACH role IN ARRAY ARRAY['anon', 'authenticated'] LOOP
         CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role);
         EXECUTE format('REVOKE ALL ON FUNCTION subsync_lock_subscriptions(text[], text[], boolean) FROM %I', role);

@@ -7,7 +7,9 @@
 // table those roles can reach, and on any function in public they may
 // execute (00014_lock_subscriptions.sql revokes its function from them). A
 // migration that changes a column of user_subscriptions recreates
-// subsync_lock_subscriptions, which returns those columns.
+// subsync_lock_subscriptions, which returns those columns; a function
+// dropped and created again loses its privileges, so it repeats 00014's
+// revokes.
 package migrations
 
 import "embed"
