@@ -74,7 +74,8 @@ func TestLockedReadSeesWhatTheLockHolderCommitted(t *testing.T) {
 	}()
 	testenv.WaitFor(t, "the writer waiting for the lock", func() bool {
 		var waiting int
-		if err := d.X().Get(&waiting, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`); err != nil {
+		if err := d.X().Get(&waiting, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
 			t.Fatal(err)
 		}
 		return waiting > 0

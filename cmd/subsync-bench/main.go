@@ -152,7 +152,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// printLinearity prints the steady sweep's time per subscription by size.
 // loadRatios gives, per size, each initial load's duration over the steady
 // sweep's that followed it (duration_seconds, the run's own measure), and
 // their median when a size was measured more than once.
@@ -186,6 +185,7 @@ func loadRatios(results []result) []string {
 	return out
 }
 
+// printLinearity prints the steady sweep's time per subscription by size.
 func printLinearity(w io.Writer, results []result) {
 	fmt.Fprint(w, "# steady sweep per 1,000 subscriptions (wall / CPU):")
 	for _, r := range results {
