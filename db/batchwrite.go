@@ -261,30 +261,23 @@ type lockedRow struct {
 }
 
 func (r lockedRow) subscription() reconcile.Subscription {
-	deref := func(t *time.Time) time.Time {
-		if t == nil {
-			return time.Time{}
-		}
-		return *t
-	}
-	s := reconcile.Subscription{
-		StripeSubscriptionID: r.ID, UserID: r.UserID, StripePriceID: r.StripePriceID, PlanID: r.PlanID,
-		CurrentPeriodStart: r.CurrentPeriodStart, CurrentPeriodEnd: r.CurrentPeriodEnd, CanceledAt: r.CanceledAt,
+	return reconcile.Subscription{
+		StripeSubscriptionID: r.ID, UserID: r.UserID, StripeCustomerID: deref(r.StripeCustomerID),
+		StripePriceID: r.StripePriceID, PlanID: r.PlanID, BillingPeriod: deref(r.BillingPeriod),
+		Status: deref(r.Status), CurrentPeriodStart: r.CurrentPeriodStart, CurrentPeriodEnd: r.CurrentPeriodEnd,
+		CancelAtPeriodEnd: deref(r.CancelAtPeriodEnd), CanceledAt: r.CanceledAt,
 		StripeStateAt: deref(r.StripeStateAt), CreatedAt: deref(r.CreatedAt), UpdatedAt: deref(r.UpdatedAt),
 	}
-	if r.StripeCustomerID != nil {
-		s.StripeCustomerID = *r.StripeCustomerID
+}
+
+// deref is *p, or the zero value for nil (a column that is null in rows
+// of another kind).
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
 	}
-	if r.BillingPeriod != nil {
-		s.BillingPeriod = *r.BillingPeriod
-	}
-	if r.Status != nil {
-		s.Status = *r.Status
-	}
-	if r.CancelAtPeriodEnd != nil {
-		s.CancelAtPeriodEnd = *r.CancelAtPeriodEnd
-	}
-	return s
+	return *p
 }
 
 // lockSubscriptions takes the advisory locks of ids in sorted order (so
