@@ -116,8 +116,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "# sweep: %s reconcile --job subscriptions --format json, against stripefake (no latency), %s\n",
 		o.subsyncd, describeHost())
-	fmt.Fprintf(stdout, "%-8s %-13s %9s %9s %9s %9s %10s %11s %9s\n",
-		"subs", "run", "wall", "sweep", "cpu", "requests", "min pages", "subs/s", "peak RSS")
+	m, err := newMeasurer(ctx, o.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	if m.postmaster == 0 {
+		fmt.Fprintln(stdout, "# the postmaster is not visible in /proc: Postgres CPU is not measured")
+	}
+	fmt.Fprintln(stdout, "# cpu: subsyncd; postgres: the database's backends and the server's background processes; fake: this process, serving the listing; WAL: the whole server's")
+	fmt.Fprintf(stdout, "%-8s %-13s %9s %9s %9s %9s %9s %9s %9s %10s %11s %9s\n",
+		"subs", "run", "wall", "sweep", "cpu", "postgres", "fake", "WAL", "requests", "min pages", "subs/s", "peak RSS")
 	var results []result
 	var last *fixture
 	defer func() { last.close(ctx) }()
@@ -128,7 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			for _, r := range []string{"initial load", "steady"} {
-				res, err := sweep(ctx, o, last, n, r, nil, stderr)
+				res, err := sweep(ctx, o, m, last, n, r, nil, stderr)
 				if err != nil {
 					return fmt.Errorf("%d subscriptions, %s: %w", n, r, err)
 				}
@@ -145,7 +154,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	for range max(o.rateRuns, 1) {
-		if err := rateRun(ctx, o, last, o.sizes[len(o.sizes)-1], stdout, stderr); err != nil {
+		if err := rateRun(ctx, o, m, last, o.sizes[len(o.sizes)-1], stdout, stderr); err != nil {
 			return err
 		}
 	}
@@ -200,10 +209,10 @@ func printLinearity(w io.Writer, results []result) {
 // rateRun sweeps the n subscriptions of f (table in sync) again with
 // latency on every request and the limiter at its configured rate, and
 // reports list requests per second against the limiter's ceiling.
-func rateRun(ctx context.Context, o options, f *fixture, n int, stdout, stderr io.Writer) error {
+func rateRun(ctx context.Context, o options, m *measurer, f *fixture, n int, stdout, stderr io.Writer) error {
 	env := []string{"STRIPE_RATE_LIMIT=" + strconv.FormatFloat(o.latencyRate, 'f', -1, 64), "LOG_LEVEL=info", "LOG_FORMAT=json"}
 	f.fake.SetFaults(stripefake.Faults{Latency: o.latency})
-	res, err := sweep(ctx, o, f, n, "rate", env, stderr)
+	res, err := sweep(ctx, o, m, f, n, "rate", env, stderr)
 	if err != nil {
 		return err
 	}

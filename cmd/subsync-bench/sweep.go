@@ -111,6 +111,9 @@ type result struct {
 	minPages     int
 	peakRSS      int64         // bytes
 	cpu          time.Duration // the child's user and system time
+	postgres     time.Duration // Postgres: the database's backends and the server's background processes
+	bench        time.Duration // this process: the Stripe fake serving the listing
+	wal          int64         // WAL bytes written by the whole server
 	list         time.Duration // the listing phase, from the child's log (LOG_LEVEL=info, LOG_FORMAT=json)
 	counts       report
 }
@@ -123,13 +126,14 @@ type report struct {
 }
 
 func (r result) print(w io.Writer) {
-	fmt.Fprintf(w, "%-8d %-13s %8.2fs %8.2fs %8.2fs %9d %10d %11.0f %9s   (drifted %d, fixed %d; load %s)\n",
-		r.subs, r.run, r.wall.Seconds(), r.sweep.Seconds(), r.cpu.Seconds(), r.requests, r.minPages,
-		float64(r.subs)/r.sweep.Seconds(), mib(r.peakRSS), r.counts.Drifted, r.counts.Fixed, loadAverage())
+	fmt.Fprintf(w, "%-8d %-13s %8.2fs %8.2fs %8.2fs %8.2fs %8.2fs %9s %9d %10d %11.0f %9s   (drifted %d, fixed %d; load %s)\n",
+		r.subs, r.run, r.wall.Seconds(), r.sweep.Seconds(), r.cpu.Seconds(), r.postgres.Seconds(), r.bench.Seconds(),
+		mib(r.wal), r.requests, r.minPages, float64(r.subs)/r.sweep.Seconds(), mib(r.peakRSS), r.counts.Drifted,
+		r.counts.Fixed, loadAverage())
 }
 
 // sweep runs one `subsyncd reconcile --job subscriptions` as a child.
-func sweep(ctx context.Context, o options, f *fixture, n int, name string, extraEnv []string, stderr io.Writer) (result, error) {
+func sweep(ctx context.Context, o options, m *measurer, f *fixture, n int, name string, extraEnv []string, stderr io.Writer) (result, error) {
 	f.fake.ResetStats()
 	self, err := os.Executable()
 	if err != nil {
@@ -145,11 +149,20 @@ func sweep(ctx context.Context, o options, f *fixture, n int, name string, extra
 	if o.verboseChild {
 		cmd.Stderr = io.MultiWriter(&errOut, stderr)
 	}
+	sp, err := m.begin(ctx, f.name, 0)
+	if err != nil {
+		return result{}, err
+	}
 	start := time.Now()
 	err = cmd.Run()
 	wall := time.Since(start)
 	if err != nil {
+		sp.abort()
 		return result{}, fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, tail(errOut.String()))
+	}
+	usage, wal, _, err := sp.end(ctx)
+	if err != nil {
+		return result{}, err
 	}
 	var rep report
 	if err := json.NewDecoder(&out).Decode(&rep); err != nil {
@@ -163,7 +176,8 @@ func sweep(ctx context.Context, o options, f *fixture, n int, name string, extra
 	return result{
 		subs: n, run: name, wall: wall, sweep: time.Duration(rep.DurationSeconds * float64(time.Second)),
 		requests: st.Requests, listRequests: st.ByRoute["GET /v1/subscriptions"], minPages: (n + 99) / 100,
-		peakRSS: rss, cpu: cpu, counts: rep, list: listPhase(errOut.String()),
+		peakRSS: rss, cpu: cpu, postgres: usage.Postgres(), bench: usage.Self, wal: wal,
+		counts: rep, list: listPhase(errOut.String()),
 	}, nil
 }
 
