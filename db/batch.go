@@ -24,26 +24,105 @@ func (d *DB) UpsertSubscriptions(ctx context.Context, rows []reconcile.Subscript
 // RepairSubscriptions is the write of a page of a sweep: it writes rows as
 // UpsertSubscriptions does and, in the same statement, records under run
 // runID the drift found for each row the guard did not refuse (drift[i] is
-// rows[i]'s). The transaction commits without waiting for its WAL flush:
-// what it writes comes from Stripe, and the run's own end is recorded by a
-// transaction that does wait, which flushes every earlier commit with it.
-// A crash before that loses at most the repairs of a run left unfinished,
-// which the next sweep finds again. Its change notifications are sent by
-// the same statement, so the commit-time NOTIFY lock is held without a
-// flush to wait for.
+// rows[i]'s). Its transactions commit without waiting for their WAL flush:
+// what they write comes from Stripe, and the run's own end is recorded by
+// a transaction that does wait, which flushes every earlier commit with
+// it. A crash before that loses at most the repairs of a run left
+// unfinished, which the next sweep finds again. Change notifications are
+// sent by the statements that write, so the commit-time NOTIFY lock is
+// held without a flush to wait for.
+//
+// A row whose only drift is FieldMissingInDB had no row when the sweep
+// read the page: such rows (of ids that appear once) are inserted first,
+// in one statement, without reading anything back (see insertMissing).
+// The ones whose row appeared in the meantime, and every other row, are
+// then folded into their stored rows under the subscriptions' locks.
 func (d *DB) RepairSubscriptions(ctx context.Context, runID int64, rows []reconcile.Subscription, drift [][]reconcile.Drift) ([]reconcile.UpsertResult, error) {
 	if len(drift) != len(rows) {
 		return nil, fmt.Errorf("repair %d subscriptions: %d lists of drift, want one per row", len(rows), len(drift))
 	}
-	return d.foldAndWrite(ctx, "repair_subscriptions", rows, func(tx *sqlx.Tx, w reconcile.BatchWrite, res []reconcile.UpsertResult) error {
+	out := make([]reconcile.UpsertResult, len(rows))
+	rest, err := d.insertMissing(ctx, runID, rows, drift, out)
+	if err != nil || len(rest) == 0 {
+		return out, err
+	}
+	restRows := make([]reconcile.Subscription, len(rest))
+	restDrift := make([][]reconcile.Drift, len(rest))
+	for k, i := range rest {
+		restRows[k], restDrift[k] = rows[i], drift[i]
+	}
+	res, err := d.foldAndWrite(ctx, "repair_subscriptions", restRows, func(tx *sqlx.Tx, w reconcile.BatchWrite, res []reconcile.UpsertResult) error {
 		var kept []reconcile.Drift
-		for i, r := range res {
+		for k, r := range res {
 			if !r.Stale {
-				kept = append(kept, drift[i]...)
+				kept = append(kept, restDrift[k]...)
 			}
 		}
 		return d.writeRepair(ctx, tx, runID, w, kept)
 	})
+	if err != nil {
+		return nil, err
+	}
+	for k, i := range rest {
+		out[i] = res[k]
+	}
+	return out, nil
+}
+
+// insertMissing inserts the rows of a repair that the sweep found without
+// a row (their only drift is FieldMissingInDB, and their id appears once
+// in rows), with their drift, outbox rows and notifications, by
+// insertMissingSQL. It sets out[i] for each row it inserted, to what
+// folding it into no row gives, and returns the indexes of the others, in
+// order: those it did not try, and those whose row another writer stored
+// after the sweep read the page.
+func (d *DB) insertMissing(ctx context.Context, runID int64, rows []reconcile.Subscription, drift [][]reconcile.Drift, out []reconcile.UpsertResult) (rest []int, err error) {
+	seen := make(map[string]int, len(rows))
+	for _, r := range rows {
+		seen[r.StripeSubscriptionID]++
+	}
+	var (
+		tried []int
+		w     reconcile.BatchWrite
+		kept  []reconcile.Drift
+	)
+	folded := make(map[int]reconcile.Folded)
+	for i, r := range rows {
+		dr := drift[i]
+		if seen[r.StripeSubscriptionID] != 1 || len(dr) != 1 || dr[0].Field != reconcile.FieldMissingInDB {
+			continue
+		}
+		f := reconcile.Fold(nil, rows[i:i+1])
+		folded[i] = f
+		tried = append(tried, i)
+		w.Rows = append(w.Rows, *f.Row)
+		w.Changes = append(w.Changes, f.Changes...)
+		kept = append(kept, dr...)
+	}
+	if len(tried) == 0 {
+		return allIndexes(len(rows)), nil
+	}
+	inserted, err := d.writeMissing(ctx, runID, w, kept)
+	if err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		f, ok := folded[i]
+		if ok && inserted[rows[i].StripeSubscriptionID] {
+			out[i] = f.Results[0]
+			continue
+		}
+		rest = append(rest, i)
+	}
+	return rest, nil
+}
+
+func allIndexes(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }
 
 // foldAndWrite locks the subscriptions of rows, reads their stored rows,

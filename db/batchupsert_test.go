@@ -24,7 +24,9 @@ func openWithOutbox(t *testing.T) *db.DB {
 // at a time in SQL (referenceUpsert), leave: the same rows, the same per-row
 // results and the same cache invalidations, for random sequences mixing
 // stale and newer states, user changes and repeats of one subscription in a
-// batch, in any order.
+// batch, in any order. Half the rounds write as a sweep's repair, which
+// inserts the rows it reports missing without reading them first, and
+// folds those whose row exists after all.
 func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 	t.Parallel()
 	batched, single := openWithOutbox(t), openWithOutbox(t)
@@ -42,7 +44,8 @@ func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 		}
 		return &v
 	}
-	for round := range 30 {
+	foundMissing, foundStored := 0, 0 // repaired rows reported missing, without and with a row
+	for round := range 40 {
 		var rows []reconcile.Subscription
 		for range 1 + rng.IntN(12) {
 			at := t0.Add(time.Duration(rng.IntN(40)) * time.Minute)
@@ -62,7 +65,21 @@ func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 		if round%2 == 0 {
 			got, err = batched.UpsertSubscriptions(ctx, rows)
 		} else { // a sweep's repair writes the same way
-			got, err = batched.RepairSubscriptions(ctx, run, rows, make([][]reconcile.Drift, len(rows)))
+			drift := make([][]reconcile.Drift, len(rows))
+			for i, r := range rows {
+				if rng.IntN(3) == 0 {
+					continue
+				}
+				// As found by a sweep that saw no row, whether or not one
+				// exists by now.
+				drift[i] = []reconcile.Drift{{SubscriptionID: r.StripeSubscriptionID, Field: reconcile.FieldMissingInDB}}
+				if _, err := batched.GetSubscription(ctx, r.StripeSubscriptionID); err == nil {
+					foundStored++
+				} else {
+					foundMissing++
+				}
+			}
+			got, err = batched.RepairSubscriptions(ctx, run, rows, drift)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -77,6 +94,9 @@ func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 		if b, s := tableState(t, batched), tableState(t, single); !slices.Equal(b, s) {
 			t.Fatalf("round %d: tables differ\nbatched: %v\none by one: %v", round, b, s)
 		}
+	}
+	if foundMissing == 0 || foundStored == 0 {
+		t.Fatalf("rows repaired as missing: %d without a row, %d with one; want both", foundMissing, foundStored)
 	}
 }
 

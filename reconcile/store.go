@@ -56,8 +56,11 @@ type Store interface {
 	SubscriptionsByID(ctx context.Context, ids []string) (map[string]Subscription, error)
 	// RepairSubscriptions writes rows through the guarded upsert and
 	// records under run runID the drift of each row not refused as stale
-	// (drift[i] is rows[i]'s), in one transaction; results are in the
-	// order of rows.
+	// (drift[i] is rows[i]'s), each row's drift in the transaction that
+	// writes it; results are in the order of rows. A row whose only drift
+	// is FieldMissingInDB is one the caller found without a row, which
+	// the store may insert without reading it first, as long as it still
+	// has none.
 	RepairSubscriptions(ctx context.Context, runID int64, rows []Subscription, drift [][]Drift) ([]UpsertResult, error)
 	NewSeenSet(ctx context.Context) (SeenSet, error)
 }

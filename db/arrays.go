@@ -1,0 +1,106 @@
+package db
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/subsync/subsync/reconcile"
+)
+
+// arrayLiteral builds the text of a one-dimensional Postgres array, which
+// a statement casts to the element type it needs: every element quoted
+// (so that no value reads as NULL or splits), backslash and double quote
+// escaped.
+type arrayLiteral struct{ b []byte }
+
+func newArrayLiteral(n, width int) *arrayLiteral {
+	a := &arrayLiteral{b: make([]byte, 0, 2+n*(width+3))}
+	a.b = append(a.b, '{')
+	return a
+}
+
+func (a *arrayLiteral) sep() {
+	if len(a.b) > 1 {
+		a.b = append(a.b, ',')
+	}
+}
+
+func (a *arrayLiteral) str(s string) {
+	a.sep()
+	a.b = append(a.b, '"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			a.b = append(a.b, '\\')
+		}
+		a.b = append(a.b, s[i])
+	}
+	a.b = append(a.b, '"')
+}
+
+func (a *arrayLiteral) null() {
+	a.sep()
+	a.b = append(a.b, "NULL"...)
+}
+
+func (a *arrayLiteral) optStr(s *string) {
+	if s == nil {
+		a.null()
+		return
+	}
+	a.str(*s)
+}
+
+// tm writes t with its nanoseconds, as encoding/json does; Postgres
+// rounds them to microseconds.
+func (a *arrayLiteral) tm(t time.Time) {
+	a.sep()
+	a.b = append(a.b, '"')
+	a.b = t.AppendFormat(a.b, time.RFC3339Nano)
+	a.b = append(a.b, '"')
+}
+
+func (a *arrayLiteral) optTime(t *time.Time) {
+	if t == nil {
+		a.null()
+		return
+	}
+	a.tm(*t)
+}
+
+func (a *arrayLiteral) boolean(v bool) {
+	a.sep()
+	a.b = strconv.AppendBool(a.b, v)
+}
+
+func (a *arrayLiteral) String() string { return string(append(a.b, '}')) }
+
+// rowColumns renders rows as one array per written column of
+// user_subscriptions, in the order of the insert's columns: the first holds the
+// subscription ids.
+func rowColumns(rows []reconcile.Subscription) []any {
+	n := len(rows)
+	cols := []*arrayLiteral{
+		newArrayLiteral(n, 28), newArrayLiteral(n, 16), newArrayLiteral(n, 18), newArrayLiteral(n, 30),
+		newArrayLiteral(n, 14), newArrayLiteral(n, 7), newArrayLiteral(n, 8), newArrayLiteral(n, 20),
+		newArrayLiteral(n, 20), newArrayLiteral(n, 5), newArrayLiteral(n, 20), newArrayLiteral(n, 30),
+	}
+	for _, r := range rows {
+		cols[0].str(r.StripeSubscriptionID)
+		cols[1].optStr(r.UserID)
+		cols[2].str(r.StripeCustomerID)
+		cols[3].optStr(r.StripePriceID)
+		cols[4].optStr(r.PlanID)
+		cols[5].str(r.BillingPeriod)
+		cols[6].str(r.Status)
+		cols[7].optTime(r.CurrentPeriodStart)
+		cols[8].optTime(r.CurrentPeriodEnd)
+		cols[9].boolean(r.CancelAtPeriodEnd)
+		cols[10].optTime(r.CanceledAt)
+		cols[11].tm(r.StripeStateAt)
+	}
+	out := make([]any, len(cols))
+	for i, c := range cols {
+		out[i] = c.String()
+	}
+	return out
+}
