@@ -57,6 +57,14 @@ type Config struct {
 	// compared at once; 24: a 100/s limiter at 100 ms per request needs 10
 	// requests in flight, and the rest covers the time spent comparing.
 	SweepWorkers int
+	// SweepWriters is how many of those pages may write their repairs at
+	// once; 2. Fewer concurrent writers into the same indexes cost
+	// Postgres less CPU per row: a first sweep of 100,000 subscriptions
+	// into an empty table, on 2 CPUs, took 5.0-5.6 s of Postgres CPU with
+	// 2 writers against 6.0-7.7 s with all 24, and finished sooner. Two
+	// writers repair some hundreds of pages a second, more than Stripe's
+	// rate limit lists.
+	SweepWriters int
 	// SweepEpoch is the oldest creation time a subscription can have;
 	// 2010-01-01, before Stripe's launch.
 	SweepEpoch time.Time
@@ -105,6 +113,7 @@ func NewReconciler(cfg Config, store Store, st Stripe, r *Resolver) *Reconciler 
 	cfg.EventsOverlap = cmp.Or(cfg.EventsOverlap, 10*time.Minute)
 	cfg.EventRetention = cmp.Or(cfg.EventRetention, 30*24*time.Hour)
 	cfg.SweepWorkers = cmp.Or(cfg.SweepWorkers, 24)
+	cfg.SweepWriters = cmp.Or(cfg.SweepWriters, 2)
 	cfg.PageSize = cmp.Or(cfg.PageSize, 100)
 	cfg.LockCheck = cmp.Or(cfg.LockCheck, 15*time.Second)
 	if cfg.SweepEpoch.IsZero() {

@@ -25,7 +25,7 @@ func (r *Reconciler) sweep(ctx context.Context, rn *run) error {
 		return err
 	}
 	defer seen.Close(ctx)
-	sw := &sweeper{r: r, rn: rn}
+	sw := &sweeper{r: r, rn: rn, writers: make(chan struct{}, r.cfg.SweepWriters)}
 	start := time.Now()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -54,6 +54,7 @@ type sweeper struct {
 	r        *Reconciler
 	rn       *run
 	seen     *seenWriter
+	writers  chan struct{} // a slot per page repair writing (see Config.SweepWriters)
 	pages    atomic.Int64
 	unlinked atomic.Int64
 }
@@ -222,8 +223,8 @@ func (sw *sweeper) compare(ctx context.Context, sub *stripe.Subscription, row Su
 }
 
 // repair writes the desired rows of a page's drifted subscriptions through
-// the guarded upsert and records their drift, in one transaction; nothing
-// in a dry run.
+// the guarded upsert and records their drift, once one of the sweep's
+// writer slots is free; nothing in a dry run.
 func (sw *sweeper) repair(ctx context.Context, found []drifted) error {
 	if sw.rn.dry || len(found) == 0 {
 		return nil
@@ -233,7 +234,13 @@ func (sw *sweeper) repair(ctx context.Context, found []drifted) error {
 	for i, d := range found {
 		rows[i], drift[i] = d.want, d.fields
 	}
+	select {
+	case sw.writers <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	res, err := sw.r.store.RepairSubscriptions(ctx, sw.rn.id, rows, drift)
+	<-sw.writers
 	if err != nil {
 		return fmt.Errorf("repair %d subscriptions: %w", len(rows), err)
 	}
