@@ -3,14 +3,15 @@ package db
 import (
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/subsync/subsync/reconcile"
 )
 
 // arrayLiteral builds the text of a one-dimensional Postgres array, which
-// a statement casts to the element type it needs: every element quoted
-// (so that no value reads as NULL or splits), backslash and double quote
-// escaped.
+// a statement casts to the element type it needs: every text element
+// quoted (so that no value reads as NULL or splits), backslash and double
+// quote escaped, invalid UTF-8 replaced; NULL and booleans bare.
 type arrayLiteral struct{ b []byte }
 
 func newArrayLiteral(n, width int) *arrayLiteral {
@@ -28,11 +29,23 @@ func (a *arrayLiteral) sep() {
 func (a *arrayLiteral) str(s string) {
 	a.sep()
 	a.b = append(a.b, '"')
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '"' || c == '\\' {
-			a.b = append(a.b, '\\')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c == '"' || c == '\\' {
+				a.b = append(a.b, '\\')
+			}
+			a.b = append(a.b, c)
+			i++
+			continue
 		}
-		a.b = append(a.b, s[i])
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			a.b = utf8.AppendRune(a.b, utf8.RuneError) // each invalid byte, as encoding/json writes it
+		} else {
+			a.b = append(a.b, s[i:i+n]...)
+		}
+		i += n
 	}
 	a.b = append(a.b, '"')
 }

@@ -36,15 +36,20 @@ func (d *DB) UpsertSubscriptions(ctx context.Context, rows []reconcile.Subscript
 // read the page: such rows (of ids that appear once) are inserted first,
 // in one statement, without reading anything back (see insertMissing).
 // The ones whose row appeared in the meantime, and every other row, are
-// then folded into their stored rows under the subscriptions' locks.
+// then folded into their stored rows under the subscriptions' locks, in a
+// transaction of their own: when that one fails, the inserted rows stay
+// written, each with its drift, and the error is returned alone.
 func (d *DB) RepairSubscriptions(ctx context.Context, runID int64, rows []reconcile.Subscription, drift [][]reconcile.Drift) ([]reconcile.UpsertResult, error) {
 	if len(drift) != len(rows) {
 		return nil, fmt.Errorf("repair %d subscriptions: %d lists of drift, want one per row", len(rows), len(drift))
 	}
 	out := make([]reconcile.UpsertResult, len(rows))
 	rest, err := d.insertMissing(ctx, runID, rows, drift, out)
-	if err != nil || len(rest) == 0 {
-		return out, err
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) == 0 {
+		return out, nil
 	}
 	restRows := make([]reconcile.Subscription, len(rest))
 	restDrift := make([][]reconcile.Drift, len(rest))
@@ -70,8 +75,8 @@ func (d *DB) RepairSubscriptions(ctx context.Context, runID int64, rows []reconc
 }
 
 // insertMissing inserts the rows of a repair that the sweep found without
-// a row (their only drift is FieldMissingInDB, and their id appears once
-// in rows), with their drift, outbox rows and notifications, by
+// a row (their only drift is FieldMissingInDB, of their own subscription,
+// and their id appears once in rows), with their drift, outbox rows and notifications, by
 // insertMissingSQL. It sets out[i] for each row it inserted, to what
 // folding it into no row gives, and returns the indexes of the others, in
 // order: those it did not try, and those whose row another writer stored
@@ -89,7 +94,8 @@ func (d *DB) insertMissing(ctx context.Context, runID int64, rows []reconcile.Su
 	folded := make(map[int]reconcile.Folded)
 	for i, r := range rows {
 		dr := drift[i]
-		if seen[r.StripeSubscriptionID] != 1 || len(dr) != 1 || dr[0].Field != reconcile.FieldMissingInDB {
+		if seen[r.StripeSubscriptionID] != 1 || len(dr) != 1 || dr[0].Field != reconcile.FieldMissingInDB ||
+			dr[0].SubscriptionID != r.StripeSubscriptionID {
 			continue
 		}
 		f := reconcile.Fold(nil, rows[i:i+1])

@@ -150,7 +150,8 @@ func TestRepairOfAMissingRowWaitsForTheLockHolder(t *testing.T) {
 // A repair's insert of the rows a sweep found missing writes every column
 // as the upsert writes it, and returns the same result: set and null
 // values, text that Postgres's array syntax would otherwise read as
-// NULL, separators or escapes, and times finer than a microsecond.
+// NULL, separators or escapes, invalid UTF-8, and times finer than a
+// microsecond.
 func TestRepairInsertWritesWhatTheUpsertWrites(t *testing.T) {
 	t.Parallel()
 	d := openMigrated(t, testenv.DatabaseURL(t))
@@ -168,6 +169,8 @@ func TestRepairInsertWritesWhatTheUpsertWrites(t *testing.T) {
 			CurrentPeriodEnd: at(t0.AddDate(1, 0, 0)), CancelAtPeriodEnd: true, CanceledAt: at(t0.Add(time.Nanosecond)),
 			StripeStateAt: t0.Add(999 * time.Nanosecond)},
 		{StripeCustomerID: "cus_plain", BillingPeriod: "monthly", Status: "", StripeStateAt: t0},
+		{UserID: str("u_\xff\xfe_bad"), StripeCustomerID: "cus_\xc3", BillingPeriod: "other", Status: "active",
+			StripeStateAt: t0.Add(-time.Hour)},
 	}
 	for i, r := range rows {
 		viaRepair, viaUpsert := r, r

@@ -44,7 +44,10 @@ func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 		}
 		return &v
 	}
-	foundMissing, foundStored := 0, 0 // repaired rows reported missing, without and with a row
+	// Repaired rows reported missing: without a row and an id alone in
+	// their batch (the insert's), and with a row (folded after all).
+	foundMissing, foundStored := 0, 0
+	var wantDrift []string // of every repaired row not refused as stale
 	for round := range 40 {
 		var rows []reconcile.Subscription
 		for range 1 + rng.IntN(12) {
@@ -66,6 +69,10 @@ func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 			got, err = batched.UpsertSubscriptions(ctx, rows)
 		} else { // a sweep's repair writes the same way
 			drift := make([][]reconcile.Drift, len(rows))
+			copies := map[string]int{}
+			for _, r := range rows {
+				copies[r.StripeSubscriptionID]++
+			}
 			for i, r := range rows {
 				if rng.IntN(3) == 0 {
 					continue
@@ -75,11 +82,18 @@ func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 				drift[i] = []reconcile.Drift{{SubscriptionID: r.StripeSubscriptionID, Field: reconcile.FieldMissingInDB}}
 				if _, err := batched.GetSubscription(ctx, r.StripeSubscriptionID); err == nil {
 					foundStored++
-				} else {
+				} else if copies[r.StripeSubscriptionID] == 1 {
 					foundMissing++
 				}
 			}
 			got, err = batched.RepairSubscriptions(ctx, run, rows, drift)
+			for i := range got {
+				for _, dr := range drift[i] {
+					if !got[i].Stale {
+						wantDrift = append(wantDrift, dr.SubscriptionID+" "+dr.Field)
+					}
+				}
+			}
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -97,6 +111,18 @@ func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 	}
 	if foundMissing == 0 || foundStored == 0 {
 		t.Fatalf("rows repaired as missing: %d without a row, %d with one; want both", foundMissing, foundStored)
+	}
+	var gotDrift []string
+	if err := batched.EachDrift(ctx, run, func(dr reconcile.Drift) error {
+		gotDrift = append(gotDrift, dr.SubscriptionID+" "+dr.Field)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(gotDrift)
+	slices.Sort(wantDrift)
+	if !slices.Equal(gotDrift, wantDrift) {
+		t.Fatalf("drift recorded:\n%v\nwant, of the rows not refused:\n%v", gotDrift, wantDrift)
 	}
 }
 

@@ -256,3 +256,64 @@ func TestOutboxStatsAndPrune(t *testing.T) {
 		t.Fatalf("stats = %+v, %v; want 1 pending", st, err)
 	}
 }
+
+// A sweep's insert of the rows it found missing announces, and queues the
+// invalidation of, the rows it inserted alone: a row another writer
+// stored in the meantime with a newer state is refused as stale, silently.
+func TestRepairInsertAnnouncesOnlyWhatItInserted(t *testing.T) {
+	t.Parallel()
+	d, url := outboxDB(t, "features:{user_id}")
+	ctx := context.Background()
+	run, err := d.StartRun(ctx, "subscriptions", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
+	t0 := time.Now()
+	inserted, stored := outboxID("sub_"), outboxID("sub_")
+	userI, userS := outboxID("u_"), outboxID("u_")
+	mustUpsert(t, d, outboxSub(stored, userS, "basic", end, t0.Add(time.Hour)))
+
+	l := pq.NewListener(url, 10*time.Millisecond, time.Second, nil)
+	t.Cleanup(func() { l.Close() })
+	if err := l.Listen(db.ChangeChannel); err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	rows := []reconcile.Subscription{outboxSub(inserted, userI, "pro", end, t0), outboxSub(stored, userS, "pro", end, t0)}
+	drift := [][]reconcile.Drift{
+		{{SubscriptionID: inserted, Field: reconcile.FieldMissingInDB}},
+		{{SubscriptionID: stored, Field: reconcile.FieldMissingInDB}},
+	}
+	res, err := d.RepairSubscriptions(ctx, run, rows, drift)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res[0].Inserted || !res[0].Invalidated || !res[1].Stale {
+		t.Fatalf("results %+v, want the first inserted and invalidated, the second stale", res)
+	}
+	if _, err := d.X().Exec(`SELECT pg_notify($1, 'sentinel')`, db.ChangeChannel); err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for len(notes) == 0 || notes[len(notes)-1] != "sentinel" {
+		select {
+		case n := <-l.Notify:
+			if n == nil {
+				t.Fatal("listener reconnected")
+			}
+			notes = append(notes, n.Extra)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no sentinel within 5s; got %q", notes)
+		}
+	}
+	want, _ := json.Marshal(db.ChangeNotification{UserID: userI, SubscriptionID: inserted})
+	if len(notes) != 2 || notes[0] != string(want) {
+		t.Fatalf("notifications %q, want %s then the sentinel", notes, want)
+	}
+	if got := mustInvalidations(t, d, userI); len(got) != 1 {
+		t.Fatalf("%d invalidations queued for the inserted row's user, want 1", len(got))
+	}
+	if got := mustInvalidations(t, d, userS); len(got) != 1 { // its own insert's, earlier
+		t.Fatalf("%d invalidations queued for the stale row's user, want the 1 of its insert", len(got))
+	}
+}

@@ -130,7 +130,7 @@ func (sw *sweeper) walk(ctx context.Context, sl *slicer, cur createdSlice) error
 
 // page compares one page of subscriptions, listed at pageAt, with their
 // rows (loaded in one query) and, unless the run is dry, repairs the
-// drifted ones in one transaction.
+// drifted ones (see repair).
 func (sw *sweeper) page(ctx context.Context, subs []*stripe.Subscription, pageAt time.Time) error {
 	if len(subs) == 0 {
 		return nil

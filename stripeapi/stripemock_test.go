@@ -50,11 +50,15 @@ func TestAgainstStripeMock(t *testing.T) {
 	if _, _, err := c.ListSubscriptionsPage(ctx, SubscriptionPageQuery{Status: "active", Limit: 3}); err != nil {
 		t.Errorf("ListSubscriptionsPage(active): %v", err)
 	}
-	// The sweep's request: the same query, its body decoded by subsync.
+	// The sweep's request, as it sends it: the same query, the page
+	// decoded by subsync.
 	slim, _, err := c.ListSubscriptionsPageSlim(WithPriority(ctx, PriorityLow), SubscriptionPageQuery{
+		Status:        "all",
 		CreatedGTE:    time.Now().Add(-24 * time.Hour),
 		CreatedLT:     time.Now(),
 		StartingAfter: "sub_123",
+		Limit:         100,
+		Planned:       func(string) bool { return true },
 	})
 	if err != nil || len(slim) != len(page) || len(slim) > 0 && (slim[0].ID != page[0].ID || slim[0].Customer == nil) {
 		t.Errorf("ListSubscriptionsPageSlim: %d subscriptions (%d listed in full), %v", len(slim), len(page), err)
