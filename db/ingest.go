@@ -23,7 +23,10 @@ type IngestConfig struct {
 	// event and a higher p99.
 	Flushers int
 	// Gather is how long a busy ingester waits to fill a batch as large as
-	// its last one (see flusher). Default 2ms.
+	// its last one (see flusher). Default 4ms: with 16 senders on 2 CPUs,
+	// the median of 3,656 events applied per second over ten runs against
+	// 3,392 over twelve with 2ms, in alternation, ack p99 the same (10-14
+	// ms).
 	Gather time.Duration
 	// Timeout bounds one statement; its requests fail as unavailable past
 	// it. Default 10s.
@@ -75,7 +78,7 @@ func (d *DB) NewIngester(cfg IngestConfig) *Ingester {
 	cfg.MaxBatch = cmp.Or(cfg.MaxBatch, 64)
 	cfg.Flushers = cmp.Or(cfg.Flushers, 1)
 	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Second)
-	cfg.Gather = cmp.Or(cfg.Gather, 2*time.Millisecond)
+	cfg.Gather = cmp.Or(cfg.Gather, 4*time.Millisecond)
 	g := &Ingester{d: d, cfg: cfg, reqs: make(chan *ingestReq, cfg.MaxBatch*cfg.Flushers),
 		changes: make(chan []reconcile.Change, 64)}
 	for range cfg.Flushers {
