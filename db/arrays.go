@@ -14,8 +14,10 @@ import (
 // quote escaped, invalid UTF-8 replaced; NULL and booleans bare.
 type arrayLiteral struct{ b []byte }
 
-func newArrayLiteral(n, width int) *arrayLiteral {
-	a := &arrayLiteral{b: make([]byte, 0, 2+n*(width+3))}
+// newArrayLiteral starts an array of n elements, with room for elements
+// of about 30 bytes (a Stripe id, a timestamp).
+func newArrayLiteral(n int) *arrayLiteral {
+	a := &arrayLiteral{b: make([]byte, 0, 2+n*33)}
 	a.b = append(a.b, '{')
 	return a
 }
@@ -88,14 +90,13 @@ func (a *arrayLiteral) boolean(v bool) {
 func (a *arrayLiteral) String() string { return string(append(a.b, '}')) }
 
 // rowColumns renders rows as one array per written column of
-// user_subscriptions, in the order of the insert's columns: the first holds the
-// subscription ids.
+// user_subscriptions, in the order of the insert's columns: the first
+// holds the subscription ids.
 func rowColumns(rows []reconcile.Subscription) []any {
 	n := len(rows)
-	cols := []*arrayLiteral{
-		newArrayLiteral(n, 28), newArrayLiteral(n, 16), newArrayLiteral(n, 18), newArrayLiteral(n, 30),
-		newArrayLiteral(n, 14), newArrayLiteral(n, 7), newArrayLiteral(n, 8), newArrayLiteral(n, 20),
-		newArrayLiteral(n, 20), newArrayLiteral(n, 5), newArrayLiteral(n, 20), newArrayLiteral(n, 30),
+	cols := make([]*arrayLiteral, 12)
+	for i := range cols {
+		cols[i] = newArrayLiteral(n)
 	}
 	for _, r := range rows {
 		cols[0].str(r.StripeSubscriptionID)

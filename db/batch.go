@@ -76,8 +76,8 @@ func (d *DB) RepairSubscriptions(ctx context.Context, runID int64, rows []reconc
 
 // insertMissing inserts the rows of a repair that the sweep found without
 // a row (their only drift is FieldMissingInDB, of their own subscription,
-// and their id appears once in rows), with their drift, outbox rows and notifications, by
-// insertMissingSQL. It sets out[i] for each row it inserted, to what
+// and their id appears once in rows), with their drift, outbox rows and
+// notifications, by insertMissingSQL. It sets out[i] for each row it inserted, to what
 // folding it into no row gives, and returns the indexes of the others, in
 // order: those it did not try, and those whose row another writer stored
 // after the sweep read the page.
@@ -87,11 +87,10 @@ func (d *DB) insertMissing(ctx context.Context, runID int64, rows []reconcile.Su
 		seen[r.StripeSubscriptionID]++
 	}
 	var (
-		tried []int
-		w     reconcile.BatchWrite
-		kept  []reconcile.Drift
+		w    reconcile.BatchWrite
+		kept []reconcile.Drift
 	)
-	folded := make(map[int]reconcile.Folded)
+	folded := make(map[int]reconcile.Folded) // by index into rows: the rows tried
 	for i, r := range rows {
 		dr := drift[i]
 		if seen[r.StripeSubscriptionID] != 1 || len(dr) != 1 || dr[0].Field != reconcile.FieldMissingInDB ||
@@ -100,17 +99,15 @@ func (d *DB) insertMissing(ctx context.Context, runID int64, rows []reconcile.Su
 		}
 		f := reconcile.Fold(nil, rows[i:i+1])
 		folded[i] = f
-		tried = append(tried, i)
 		w.Rows = append(w.Rows, *f.Row)
 		w.Changes = append(w.Changes, f.Changes...)
 		kept = append(kept, dr...)
 	}
-	if len(tried) == 0 {
-		return allIndexes(len(rows)), nil
-	}
-	inserted, err := d.writeMissing(ctx, runID, w, kept)
-	if err != nil {
-		return nil, err
+	var inserted map[string]bool
+	if len(folded) > 0 {
+		if inserted, err = d.writeMissing(ctx, runID, w, kept); err != nil {
+			return nil, err
+		}
 	}
 	for i := range rows {
 		f, ok := folded[i]
@@ -121,14 +118,6 @@ func (d *DB) insertMissing(ctx context.Context, runID int64, rows []reconcile.Su
 		rest = append(rest, i)
 	}
 	return rest, nil
-}
-
-func allIndexes(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i
-	}
-	return out
 }
 
 // foldAndWrite locks the subscriptions of rows, reads their stored rows,

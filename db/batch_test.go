@@ -138,10 +138,7 @@ func TestRepairOfAMissingRowWaitsForTheLockHolder(t *testing.T) {
 	if err != nil || got.Status != "active" {
 		t.Fatalf("row %+v (%v), want the repair's state", got, err)
 	}
-	var drift []reconcile.Drift
-	if err := d.EachDrift(ctx, run, func(dr reconcile.Drift) error { drift = append(drift, dr); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	drift := runDrift(t, d, run)
 	if len(drift) != 1 || drift[0] != missing[0] {
 		t.Fatalf("drift %+v, want %+v once", drift, missing)
 	}

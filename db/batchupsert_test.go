@@ -113,11 +113,8 @@ func TestBatchedUpsertEqualsOneUpsertPerRow(t *testing.T) {
 		t.Fatalf("rows repaired as missing: %d without a row, %d with one; want both", foundMissing, foundStored)
 	}
 	var gotDrift []string
-	if err := batched.EachDrift(ctx, run, func(dr reconcile.Drift) error {
+	for _, dr := range runDrift(t, batched, run) {
 		gotDrift = append(gotDrift, dr.SubscriptionID+" "+dr.Field)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
 	}
 	slices.Sort(gotDrift)
 	slices.Sort(wantDrift)
@@ -171,11 +168,7 @@ func TestRepairRecordsTheDriftOfWhatItWrote(t *testing.T) {
 	if !res[0].Inserted || res[0].Stale || !res[1].Stale {
 		t.Fatalf("results %+v, want sub_missing inserted and sub_newer stale", res)
 	}
-	var got []reconcile.Drift
-	if err := d.EachDrift(ctx, run, func(dr reconcile.Drift) error { got = append(got, dr); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(got, drift[0]) {
+	if got := runDrift(t, d, run); !slices.Equal(got, drift[0]) {
 		t.Fatalf("drift recorded %+v, want only %+v", got, drift[0])
 	}
 	want := []string{
@@ -276,4 +269,17 @@ func referenceUpsert(t *testing.T, d *db.DB, s reconcile.Subscription) reconcile
 		t.Fatal(err)
 	}
 	return res
+}
+
+// runDrift reads every drifted field recorded for run.
+func runDrift(t *testing.T, d *db.DB, run int64) []reconcile.Drift {
+	t.Helper()
+	var out []reconcile.Drift
+	if err := d.EachDrift(context.Background(), run, func(dr reconcile.Drift) error {
+		out = append(out, dr)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -218,11 +218,7 @@ SELECT array(SELECT id FROM inserted) AS inserted, (SELECT count(*) FROM queued)
 // writeMissing runs insertMissingSQL for the rows of w and their drift,
 // and returns the ids inserted.
 func (d *DB) writeMissing(ctx context.Context, runID int64, w reconcile.BatchWrite, drift []reconcile.Drift) (map[string]bool, error) {
-	_, outbox, err := d.writeArgs(reconcile.BatchWrite{Changes: w.Changes})
-	if err != nil {
-		return nil, err
-	}
-	notes, err := changeNotes(w.Changes)
+	_, outbox, notes, err := d.notifyingWriteArgs(reconcile.BatchWrite{Changes: w.Changes})
 	if err != nil {
 		return nil, err
 	}
