@@ -186,11 +186,13 @@ func TestDeadWorkerClaimComesBackAfterLease(t *testing.T) {
 	d := newDB(t)
 	users, _ := linkUsers(t, d, 5)
 	const lease = 1500 * time.Millisecond
+	// The lease runs from the claim's transaction start (Postgres's now()),
+	// which is after this.
+	claimedAt := time.Now()
 	claimed, err := d.ClaimInvalidations(context.Background(), 100, lease)
 	if err != nil || len(claimed) != 5 {
 		t.Fatalf("dead worker's claim = %d, %v; want 5", len(claimed), err)
 	}
-	diedAt := time.Now()
 
 	rdb := newRedis(t, "")
 	var keys []string
@@ -209,8 +211,8 @@ func TestDeadWorkerClaimComesBackAfterLease(t *testing.T) {
 		}
 		return res.Delivered == 5
 	})
-	if since := time.Since(diedAt); since < lease {
-		t.Fatalf("rows reclaimed after %s, before the %s lease ended", since, lease)
+	if since := time.Since(claimedAt); since < lease {
+		t.Fatalf("rows reclaimed %s after the claim, before the %s lease ended", since, lease)
 	}
 	wantAllDone(t, d, 2)
 	wantGone(t, rdb, keys)

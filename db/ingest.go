@@ -211,6 +211,7 @@ func (g *Ingester) flush(batch []*ingestReq) {
 			evs = append(evs, r.ev)
 		}
 	}
+	start := time.Now()
 	ids, s, err := g.store(ctx, evs)
 	if errors.Is(err, ErrInvalidData) && len(evs) > 1 {
 		alone := make(map[string]error, len(evs))
@@ -223,6 +224,7 @@ func (g *Ingester) flush(batch []*ingestReq) {
 			}
 			first[ev.ID].done <- ingestResult{inserted: ok, err: alone[ev.ID]}
 		}
+		g.observeBatch(len(evs), start)
 		for _, r := range batch {
 			if first[r.ev.ID] != r { // another copy: stored only if the first was
 				r.done <- ingestResult{err: alone[r.ev.ID]}
@@ -231,12 +233,21 @@ func (g *Ingester) flush(batch []*ingestReq) {
 		g.stored(evs, inserted, nil)
 		return
 	}
+	g.observeBatch(len(evs), start)
 	stored := setOf(ids)
 	for _, r := range batch {
 		r.done <- ingestResult{inserted: err == nil && first[r.ev.ID] == r && stored[r.ev.ID], err: err}
 	}
 	if err == nil {
 		g.stored(evs, ids, s)
+	}
+}
+
+// observeBatch records a batch of n distinct events stored since start.
+func (g *Ingester) observeBatch(n int, start time.Time) {
+	if m := g.d.metrics; m != nil {
+		m.WebhookBatchEvents.Observe(float64(n))
+		m.WebhookBatchDuration.Observe(time.Since(start).Seconds())
 	}
 }
 

@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/subsync/subsync/db"
 	"github.com/subsync/subsync/internal/testenv"
+	"github.com/subsync/subsync/metrics"
 	"github.com/subsync/subsync/reconcile"
 )
 
@@ -90,6 +93,61 @@ func TestIngesterSharesCommitsAndAnswersEachRequest(t *testing.T) {
 	}
 	if stored != events+1 {
 		t.Fatalf("%d rows stored, want %d", stored, events+1)
+	}
+}
+
+// The batch metrics count every event once, in batches no larger than
+// MaxBatch, with one duration per batch; a lone request is a batch of one.
+func TestIngesterBatchMetrics(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(prometheus.NewRegistry(), false)
+	d, err := db.Open(context.Background(), db.Config{URL: testenv.DatabaseURL(t), Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Migrate(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	g := d.NewIngester(db.IngestConfig{MaxBatch: 8})
+	defer g.Close()
+	histogram := func(h prometheus.Histogram) *dto.Histogram {
+		var out dto.Metric
+		if err := h.Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out.GetHistogram()
+	}
+	if _, err := g.InsertEvent(context.Background(), ingestEvent("evt_batch_alone", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if h := histogram(m.WebhookBatchEvents); h.GetSampleCount() != 1 || h.GetSampleSum() != 1 {
+		t.Fatalf("after one request: %d batches of %v events in all, want one of 1", h.GetSampleCount(), h.GetSampleSum())
+	}
+	const events = 50
+	var wg sync.WaitGroup
+	for i := range events {
+		wg.Go(func() {
+			if _, err := g.InsertEvent(context.Background(), ingestEvent(fmt.Sprintf("evt_batch_%d", i), `{}`)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	h := histogram(m.WebhookBatchEvents)
+	if sum := h.GetSampleSum(); sum != events+1 {
+		t.Errorf("%v events counted in batches, want %d", sum, events+1)
+	}
+	if n := h.GetSampleCount(); n < 1+(events+7)/8 || n > events+1 {
+		t.Errorf("%d batches for %d events in batches of at most 8, and one alone", n, events+1)
+	}
+	for _, b := range h.GetBucket() {
+		if b.GetUpperBound() == 8 && b.GetCumulativeCount() != h.GetSampleCount() {
+			t.Errorf("a batch held more than MaxBatch (8) events")
+		}
+	}
+	if got := histogram(m.WebhookBatchDuration).GetSampleCount(); got != h.GetSampleCount() {
+		t.Errorf("%d batch durations for %d batches", got, h.GetSampleCount())
 	}
 }
 

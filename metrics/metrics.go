@@ -26,6 +26,8 @@ type Metrics struct {
 	WebhookRequests        *prometheus.CounterVec
 	WebhookRequestDuration *prometheus.HistogramVec
 	WebhookLag             *prometheus.HistogramVec
+	WebhookBatchEvents     prometheus.Histogram
+	WebhookBatchDuration   prometheus.Histogram
 
 	EventsApplied      *prometheus.CounterVec
 	EventApplyDuration prometheus.Histogram
@@ -74,6 +76,10 @@ func New(reg prometheus.Registerer, withRuntime bool) *Metrics {
 			"Webhook requests by outcome (accepted, duplicate, ignored, invalid_signature, bad_request, too_large, unavailable, method_not_allowed).", "outcome"),
 		WebhookRequestDuration: f.histogramVec("subsync_webhook_request_duration_seconds",
 			fast, "Time to answer a webhook request, by outcome.", "outcome"),
+		WebhookBatchEvents: f.histogram("subsync_webhook_batch_events",
+			[]float64{1, 2, 4, 8, 16, 32, 64}, "Distinct webhook events of one batch, stored together by one transaction."),
+		WebhookBatchDuration: f.histogram("subsync_webhook_batch_duration_seconds",
+			fast, "Time to store a batch of webhook events (and, in payload mode, apply those it can), from its first statement to its commit."),
 		WebhookLag: f.histogramVec("subsync_webhook_lag_seconds",
 			lag, "Time from the event's creation in Stripe to its application, by source (webhook, catchup).", "source"),
 		EventsApplied: f.counterVec("subsync_events_applied_total",

@@ -26,6 +26,7 @@ type caseResult struct {
 	walBytes  int64
 	waits     waits
 	refetches int64          // GET /v1/subscriptions/{id} the fake served
+	batches   batchStats     // the daemon's batches of webhook events
 	pg        *pgbenchResult // the schema as migrated
 	pgPlain   *pgbenchResult // the same with the tables' triggers disabled
 }
@@ -91,6 +92,9 @@ func runCase(ctx context.Context, o webhookOptions, m *measurer, c benchCase, sc
 		return r, fmt.Errorf("%w\n%s", err, tail(dmn.out.String()))
 	}
 	if r.cpu, r.walBytes, r.waits, err = sp.end(ctx); err != nil {
+		return r, err
+	}
+	if r.batches, err = dmn.batches(ctx); err != nil {
 		return r, err
 	}
 	if fake != nil {

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/subsync/subsync/internal/childproc"
 )
@@ -70,10 +73,11 @@ func childEnv() []string {
 
 // daemon is a running `subsyncd serve`.
 type daemon struct {
-	cmd    *exec.Cmd
-	listen string // host:port of LISTEN_ADDR
-	out    *childproc.Buffer
-	done   chan error
+	cmd     *exec.Cmd
+	listen  string // host:port of LISTEN_ADDR
+	metrics string // host:port of METRICS_ADDR
+	out     *childproc.Buffer
+	done    chan error
 
 	stopOnce sync.Once
 	stopErr  error
@@ -90,7 +94,7 @@ func startDaemon(ctx context.Context, subsyncd string, env []string) (*daemon, e
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{listen: listen, out: &childproc.Buffer{}, done: make(chan error, 1)}
+	d := &daemon{listen: listen, metrics: metricsAddr, out: &childproc.Buffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(subsyncd, "serve")
 	d.cmd.Env = append(append(childEnv(), env...),
 		"LISTEN_ADDR="+listen, "METRICS_ADDR="+metricsAddr,
@@ -123,6 +127,55 @@ func startDaemon(ctx context.Context, subsyncd string, env []string) (*daemon, e
 		}
 	}
 }
+
+// batches reads the daemon's webhook batch histograms from its /metrics:
+// how many batches it stored, their events in all and their time in all.
+func (d *daemon) batches(ctx context.Context) (batchStats, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.metrics+"/metrics", nil)
+	if err != nil {
+		return batchStats{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return batchStats{}, fmt.Errorf("scrape subsyncd's metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return batchStats{}, fmt.Errorf("read subsyncd's metrics: %w", err)
+	}
+	hist := func(name string) (*dto.Histogram, error) {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetHistogram() == nil {
+			return nil, fmt.Errorf("subsyncd's metrics have no histogram %s", name)
+		}
+		return f.GetMetric()[0].GetHistogram(), nil
+	}
+	ev, err := hist("subsync_webhook_batch_events")
+	if err != nil {
+		return batchStats{}, err
+	}
+	dur, err := hist("subsync_webhook_batch_duration_seconds")
+	if err != nil {
+		return batchStats{}, err
+	}
+	return batchStats{Batches: ev.GetSampleCount(), Events: ev.GetSampleSum(),
+		Time: time.Duration(dur.GetSampleSum() * float64(time.Second))}, nil
+}
+
+// batchStats sums the batches a daemon stored webhook events in.
+type batchStats struct {
+	Batches uint64
+	Events  float64
+	Time    time.Duration
+}
+
+// MeanEvents is the mean number of events per batch.
+func (b batchStats) MeanEvents() float64 { return b.Events / float64(max(b.Batches, 1)) }
+
+// MeanTime is the mean time to store a batch.
+func (b batchStats) MeanTime() time.Duration { return b.Time / time.Duration(max(b.Batches, 1)) }
 
 // webhookURL is the daemon's webhook endpoint.
 func (d *daemon) webhookURL() string { return "http://" + d.listen + "/webhooks/stripe" }

@@ -54,6 +54,8 @@ func (r caseResult) print(w io.Writer) {
 		fmt.Fprintf(w, " (first: %s)", s.FirstError)
 	}
 	fmt.Fprintf(w, "\n          ack latency %s\n", s.Latency)
+	fmt.Fprintf(w, "          stored in %d batches: %.1f events and %s each on average\n",
+		r.batches.Batches, r.batches.MeanEvents(), ms(r.batches.MeanTime()))
 	fmt.Fprintf(w, "          applied %d (ignored %d, dead %d) %s after the first request = %.0f/s end to end; "+
 		"drained %s after the last ack; stored→applied p50 %s p99 %s\n",
 		a.Applied, a.Ignored, a.Dead, ms(a.EndToEnd), a.Rate(), ms(a.Drain), ms(a.StoredToApplied50), ms(a.StoredToApplied99))

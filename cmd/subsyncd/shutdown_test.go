@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -360,6 +361,25 @@ func (f *shutdownFixture) checkApplied(t *testing.T, bin string) time.Duration {
 	f.fake.SetFaults(stripefake.Faults{})
 	start := time.Now()
 	p := startSdProc(t, bin, f.env)
+	defer func() { // runs on t.Fatal too
+		if !t.Failed() {
+			return
+		}
+		var rest []struct {
+			ID       string         `db:"id"`
+			Status   string         `db:"status"`
+			Attempts int            `db:"attempts"`
+			Next     time.Time      `db:"next_attempt_at"`
+			Error    sql.NullString `db:"last_error"`
+		}
+		_ = f.x.Select(&rest, `SELECT id, status, attempts, next_attempt_at, last_error
+			FROM stripe_webhook_events WHERE status <> 'applied' ORDER BY id LIMIT 20`)
+		for _, e := range rest {
+			t.Logf("left: %s %s after %d attempts, next at %s, error %v", e.ID, e.Status, e.Attempts,
+				e.Next.Format(time.RFC3339Nano), e.Error.String)
+		}
+		t.Logf("second process's output:\n%s", p.stderr.String())
+	}()
 	var left, total int
 	testenv.WaitFor(t, "every stored event applied by the second process", func() bool {
 		f.x.Get(&left, `SELECT count(*) FROM stripe_webhook_events WHERE status <> 'applied'`)
