@@ -42,16 +42,16 @@ func TestInboxStatsReadOnlyIndexes(t *testing.T) {
 	if st.Pending != 20 || st.Dead != 10 || st.OldestAge < 48*time.Minute || st.OldestAge > 50*time.Minute {
 		t.Fatalf("InboxStats = %+v, want 20 pending, 10 dead, oldest about 48m", st)
 	}
-	conn, err := d.x.Connx(ctx)
+	tx, err := d.x.BeginTxx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `SET enable_seqscan = off`); err != nil {
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
 		t.Fatal(err)
 	}
 	var plan []string
-	if err := conn.SelectContext(ctx, &plan, `EXPLAIN `+inboxStatsSQL); err != nil {
+	if err := tx.SelectContext(ctx, &plan, `EXPLAIN `+inboxStatsSQL); err != nil {
 		t.Fatal(err)
 	}
 	if text := strings.Join(plan, "\n"); strings.Contains(text, "Seq Scan") {

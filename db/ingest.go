@@ -218,13 +218,16 @@ func (g *Ingester) flush(batch []*ingestReq) {
 		var inserted []string
 		for _, ev := range evs {
 			var ok bool
+			began := time.Now()
 			ok, alone[ev.ID] = g.d.InsertEvent(ctx, ev)
+			if alone[ev.ID] == nil {
+				g.observeBatch(1, began)
+			}
 			if ok {
 				inserted = append(inserted, ev.ID)
 			}
 			first[ev.ID].done <- ingestResult{inserted: ok, err: alone[ev.ID]}
 		}
-		g.observeBatch(len(evs), start)
 		for _, r := range batch {
 			if first[r.ev.ID] != r { // another copy: stored only if the first was
 				r.done <- ingestResult{err: alone[r.ev.ID]}
@@ -233,7 +236,9 @@ func (g *Ingester) flush(batch []*ingestReq) {
 		g.stored(evs, inserted, nil)
 		return
 	}
-	g.observeBatch(len(evs), start)
+	if err == nil {
+		g.observeBatch(len(evs), start)
+	}
 	stored := setOf(ids)
 	for _, r := range batch {
 		r.done <- ingestResult{inserted: err == nil && first[r.ev.ID] == r && stored[r.ev.ID], err: err}
@@ -243,7 +248,8 @@ func (g *Ingester) flush(batch []*ingestReq) {
 	}
 }
 
-// observeBatch records a batch of n distinct events stored since start.
+// observeBatch records a batch of n distinct events stored since start
+// (by one transaction, or by a second one after settling failed).
 func (g *Ingester) observeBatch(n int, start time.Time) {
 	if m := g.d.metrics; m != nil {
 		m.WebhookBatchEvents.Observe(float64(n))

@@ -97,7 +97,8 @@ func TestIngesterSharesCommitsAndAnswersEachRequest(t *testing.T) {
 }
 
 // The batch metrics count every event once, in batches no larger than
-// MaxBatch, with one duration per batch; a lone request is a batch of one.
+// MaxBatch, with one duration per batch; a lone request is a batch of one,
+// and a refused event no batch.
 func TestIngesterBatchMetrics(t *testing.T) {
 	t.Parallel()
 	m := metrics.New(prometheus.NewRegistry(), false)
@@ -148,6 +149,14 @@ func TestIngesterBatchMetrics(t *testing.T) {
 	}
 	if got := histogram(m.WebhookBatchDuration).GetSampleCount(); got != h.GetSampleCount() {
 		t.Errorf("%d batch durations for %d batches", got, h.GetSampleCount())
+	}
+	// An event Postgres refuses stores nothing, and counts no batch.
+	if _, err := g.InsertEvent(context.Background(), ingestEvent("evt_batch_bad", `{"s":"a\u0000b"}`)); !errors.Is(err, db.ErrInvalidData) {
+		t.Fatalf("the event with a NUL: %v, want ErrInvalidData", err)
+	}
+	if after := histogram(m.WebhookBatchEvents); after.GetSampleCount() != h.GetSampleCount() || after.GetSampleSum() != h.GetSampleSum() {
+		t.Errorf("a refused event counted: %d batches of %v events, before it %d of %v",
+			after.GetSampleCount(), after.GetSampleSum(), h.GetSampleCount(), h.GetSampleSum())
 	}
 }
 

@@ -140,6 +140,9 @@ func (d *daemon) batches(ctx context.Context) (batchStats, error) {
 		return batchStats{}, fmt.Errorf("scrape subsyncd's metrics: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return batchStats{}, fmt.Errorf("scrape subsyncd's metrics: %s", resp.Status)
+	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {

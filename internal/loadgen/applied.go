@@ -40,7 +40,14 @@ func (a Applied) Rate() float64 { return float64(a.Applied) / a.EndToEnd.Seconds
 // minute before the run's first request.
 func WaitApplied(ctx context.Context, db *sql.DB, res Result, timeout time.Duration) (Applied, error) {
 	like := "evt_load" + res.Run + "_%"
-	since := res.Start.Add(-time.Minute)
+	// A minute before the first request, by the database's clock, which
+	// sets processed_at.
+	var since time.Time
+	err := db.QueryRowContext(ctx, `SELECT now() - $1 * interval '1 second'`,
+		time.Since(res.Start).Seconds()+60).Scan(&since)
+	if err != nil {
+		return Applied{}, fmt.Errorf("read the database's clock: %w", err)
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		var done, left int
@@ -68,7 +75,7 @@ func WaitApplied(ctx context.Context, db *sql.DB, res Result, timeout time.Durat
 		last     sql.NullTime
 		p50, p99 sql.NullFloat64
 	)
-	err := db.QueryRowContext(ctx, `SELECT count(*),
+	err = db.QueryRowContext(ctx, `SELECT count(*),
 			count(*) FILTER (WHERE status = 'applied'),
 			count(*) FILTER (WHERE status = 'ignored'),
 			count(*) FILTER (WHERE status = 'dead'),
