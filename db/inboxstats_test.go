@@ -9,6 +9,21 @@ import (
 	"github.com/subsync/subsync/internal/testenv"
 )
 
+// migratedDB opens a migrated database of the test's own, closed when the
+// test ends.
+func migratedDB(t *testing.T) *DB {
+	t.Helper()
+	d, err := Open(context.Background(), Config{URL: testenv.DatabaseURL(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.Migrate(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // The inbox gauges are read every few seconds: their query must be able to
 // run without reading the whole events table. With sequential scans
 // disabled, Postgres still scans when no index serves a part, so the plan
@@ -16,15 +31,8 @@ import (
 func TestInboxStatsReadOnlyIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, err := Open(ctx, Config{URL: testenv.DatabaseURL(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	_, err = d.x.ExecContext(ctx, `
+	d := migratedDB(t)
+	_, err := d.x.ExecContext(ctx, `
 		INSERT INTO stripe_webhook_events (id, type, stripe_created_at, source, status, received_at, payload)
 		SELECT 'evt_stats_' || g, 'customer.subscription.updated', now(), 'webhook',
 			(ARRAY['applied', 'ignored', 'pending', 'failed', 'dead'])[1 + g % 5],

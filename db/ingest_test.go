@@ -102,14 +102,7 @@ func TestIngesterSharesCommitsAndAnswersEachRequest(t *testing.T) {
 func TestIngesterBatchMetrics(t *testing.T) {
 	t.Parallel()
 	m := metrics.New(prometheus.NewRegistry(), false)
-	d, err := db.Open(context.Background(), db.Config{URL: testenv.DatabaseURL(t), Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if _, err := d.Migrate(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
+	d := openMigratedWith(t, db.Config{URL: testenv.DatabaseURL(t), Metrics: m})
 	g := d.NewIngester(db.IngestConfig{MaxBatch: 8})
 	defer g.Close()
 	histogram := func(h prometheus.Histogram) *dto.Histogram {

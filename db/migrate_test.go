@@ -16,7 +16,13 @@ import (
 
 func openMigrated(t *testing.T, url string) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), db.Config{URL: url})
+	return openMigratedWith(t, db.Config{URL: url})
+}
+
+// openMigratedWith is openMigrated with a configuration of its own.
+func openMigratedWith(t *testing.T, cfg db.Config) *db.DB {
+	t.Helper()
+	d, err := db.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,14 +18,7 @@ import (
 func TestPreparedStatementRecoversFromSchemaChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, err := Open(ctx, Config{URL: testenv.DatabaseURL(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if _, err := d.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := migratedDB(t)
 	row := reconcile.Subscription{StripeSubscriptionID: "sub_prep", StripeCustomerID: "cus_prep",
 		BillingPeriod: reconcile.PeriodMonthly, Status: "active", StripeStateAt: time.Now().UTC().Truncate(time.Microsecond)}
 	upsert := func() error {
